@@ -1,0 +1,262 @@
+"""Reading and checking a received data set before anything is kept."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from pydicom import Dataset, dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+
+from dicom_gateway.errors import InvalidInstanceError
+from dicom_gateway.sop_classes import is_image_storage, sop_class_name
+from dicom_gateway.status import StoreStatus
+
+__all__ = ["ParsedInstance", "file_meta_bytes", "parse_instance", "valid_uid"]
+
+_UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float Pixel Data
+_IMPLEMENTATION_VERSION = "SOI_010"
+
+
+def valid_uid(uid: str) -> bool:
+    """Return whether ``uid`` is a valid DICOM UID (PS3.5 section 9.1)."""
+    return 0 < len(uid) <= 64 and _UID_RE.match(uid) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedInstance:
+    """A received data set that passed the checks, with the bytes to keep on disk."""
+
+    dataset: Dataset
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    preamble_and_meta: bytes
+    encoded_dataset: bytes
+
+    @property
+    def size(self) -> int:
+        """Size in bytes of the file that will be written."""
+        return len(self.preamble_and_meta) + len(self.encoded_dataset)
+
+
+def file_meta_bytes(
+    *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae: str = ""
+) -> bytes:
+    """Return the 128-byte preamble, ``DICM`` and the File Meta Information group.
+
+    References
+    ----------
+    DICOM PS3.10 section 7.1 (DICOM File Meta Information).
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = _IMPLEMENTATION_VERSION
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae[:16]
+    buffer = DicomBytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue()
+
+
+def parse_instance(
+    encoded_dataset: bytes,
+    *,
+    transfer_syntax_uid: str,
+    affected_sop_class_uid: str,
+    affected_sop_instance_uid: str,
+    source_ae: str = "",
+) -> ParsedInstance:
+    """Decode the header of a received data set and check it can be kept.
+
+    Parameters
+    ----------
+    encoded_dataset:
+        The data set as received, encoded in ``transfer_syntax_uid``, without file meta.
+    transfer_syntax_uid:
+        The transfer syntax of the presentation context it came on.
+    affected_sop_class_uid, affected_sop_instance_uid:
+        The UIDs named in the C-STORE request.
+
+    Raises
+    ------
+    InvalidInstanceError
+        With the DIMSE status and a precise comment: the bytes do not decode
+        (0xC210), the data set disagrees with the request (0xC211), a UID is invalid
+        (0xC212), the data set is truncated (0xC213), or a required attribute or the
+        pixel data is missing (0xA900).
+    """
+    if not valid_uid(affected_sop_instance_uid):
+        raise InvalidInstanceError(
+            StoreStatus.INVALID_UID,
+            f"Affected SOP Instance UID {affected_sop_instance_uid[:80]!r} is not a valid UID",
+        )
+    if not encoded_dataset:
+        raise InvalidInstanceError(StoreStatus.CANNOT_DECODE, "the data set is empty")
+    preamble_and_meta = file_meta_bytes(
+        sop_class_uid=affected_sop_class_uid,
+        sop_instance_uid=affected_sop_instance_uid,
+        transfer_syntax_uid=transfer_syntax_uid,
+        source_ae=source_ae,
+    )
+    buffer = io.BytesIO(preamble_and_meta + encoded_dataset)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = dcmread(buffer, defer_size=None)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {type(exc).__name__}"
+        ) from exc
+    _check_complete(dataset)
+    if buffer.tell() != len(buffer.getbuffer()):
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE,
+            f"decoding stopped {len(buffer.getbuffer()) - buffer.tell()} bytes before the end: "
+            "the data set is truncated or malformed",
+        )
+
+    sop_class_uid = _text(dataset, 0x00080016)
+    sop_instance_uid = _text(dataset, 0x00080018)
+    study_uid = _text(dataset, 0x0020000D)
+    series_uid = _text(dataset, 0x0020000E)
+    for keyword, value in (
+        ("SOPClassUID", sop_class_uid),
+        ("SOPInstanceUID", sop_instance_uid),
+        ("StudyInstanceUID", study_uid),
+        ("SeriesInstanceUID", series_uid),
+    ):
+        if not value:
+            raise InvalidInstanceError(
+                StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing or empty"
+            )
+        if not valid_uid(value):
+            raise InvalidInstanceError(
+                StoreStatus.INVALID_UID, f"{keyword} {value[:80]!r} is not a valid UID"
+            )
+    if sop_class_uid != affected_sop_class_uid:
+        raise InvalidInstanceError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            f"SOPClassUID {sop_class_uid} ({sop_class_name(sop_class_uid)}) in the data set "
+            f"differs from the request's {affected_sop_class_uid} "
+            f"({sop_class_name(affected_sop_class_uid)})",
+        )
+    if sop_instance_uid != affected_sop_instance_uid:
+        raise InvalidInstanceError(
+            StoreStatus.REQUEST_MISMATCH,
+            f"SOPInstanceUID {sop_instance_uid} in the data set differs from the request's "
+            f"{affected_sop_instance_uid}",
+        )
+    if is_image_storage(sop_class_uid):
+        _check_pixel_data(
+            dataset, sop_class_uid=sop_class_uid, transfer_syntax_uid=transfer_syntax_uid
+        )
+    return ParsedInstance(
+        dataset=dataset,
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        transfer_syntax_uid=transfer_syntax_uid,
+        study_instance_uid=study_uid,
+        series_instance_uid=series_uid,
+        preamble_and_meta=preamble_and_meta,
+        encoded_dataset=encoded_dataset,
+    )
+
+
+def _text(dataset: Dataset, tag: int) -> str:
+    if tag not in dataset:
+        return ""
+    value = dataset[tag].value
+    if value is None:
+        return ""
+    return str(value).strip().rstrip("\x00").strip()
+
+
+def _check_complete(dataset: Dataset) -> None:
+    """Refuse a data set whose elements promise more bytes than were received."""
+    for tag in list(dataset.keys()):
+        element = dataset.get_item(tag)
+        if not isinstance(element, RawDataElement):
+            continue
+        length = element.length
+        value = element.value
+        if length == _UNDEFINED_LENGTH or value is None:
+            continue
+        if len(value) < length:
+            raise InvalidInstanceError(
+                StoreStatus.TRUNCATED,
+                f"element {tag} declares {length} bytes but only {len(value)} were received",
+            )
+
+
+def _check_pixel_data(dataset: Dataset, *, sop_class_uid: str, transfer_syntax_uid: str) -> None:
+    present = [tag for tag in _PIXEL_TAGS if tag in dataset]
+    if not present:
+        raise InvalidInstanceError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            f"Pixel Data (7FE0,0010) is missing; {sop_class_name(sop_class_uid)} requires it",
+        )
+    tag = present[0]
+    element = dataset.get_item(tag)
+    value = element.value if isinstance(element, RawDataElement) else dataset[tag].value
+    if value is None or len(value) == 0:
+        raise InvalidInstanceError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, "Pixel Data (7FE0,0010) is empty"
+        )
+    if UID(transfer_syntax_uid).is_compressed:
+        if not bytes(value[:4]) == b"\xfe\xff\x00\xe0":
+            raise InvalidInstanceError(
+                StoreStatus.CANNOT_DECODE,
+                "compressed Pixel Data does not start with an item (FFFE,E000)",
+            )
+        return
+    if tag != 0x7FE00010:
+        return
+    expected = _native_pixel_bytes(dataset)
+    if expected is not None and len(value) < expected:
+        raise InvalidInstanceError(
+            StoreStatus.TRUNCATED,
+            f"Pixel Data holds {len(value)} bytes; Rows, Columns, Samples per Pixel, "
+            f"Bits Allocated and Number of Frames require {expected}",
+        )
+
+
+def _native_pixel_bytes(dataset: Dataset) -> int | None:
+    try:
+        rows = int(dataset.Rows)
+        columns = int(dataset.Columns)
+        bits = int(dataset.BitsAllocated)
+        samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise InvalidInstanceError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            "Rows, Columns or Bits Allocated is missing or not a number",
+        ) from None
+    if rows <= 0 or columns <= 0 or bits <= 0 or samples <= 0 or frames <= 0:
+        raise InvalidInstanceError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            f"image size {rows}x{columns}, {bits} bits, {samples} samples, {frames} frames "
+            "is not valid",
+        )
+    total_bits = rows * columns * samples * frames * bits
+    return (total_bits + 7) // 8

@@ -1,0 +1,111 @@
+"""``soi``: serve, send and inspect studies, manage peers and the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from soi import __version__
+from soi.cli import db, dicom, peers, studies
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_or_exit
+from soi.logs import configure_logging
+from soi.server import serve as run_server
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="soi",
+    help="Soi: AI-assisted diagnostic imaging service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(peers.app, name="peers")
+app.add_typer(peers.facilities_app, name="facilities")
+app.add_typer(db.app, name="db")
+app.command("echo")(dicom.echo_command)
+app.command("send")(dicom.send_command)
+app.command("studies")(studies.studies_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"soi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Soi: AI-assisted diagnostic imaging service."""
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    dicom_port: Annotated[
+        int | None,
+        typer.Option(
+            help="DIMSE port [default: 11112].", envvar="SOI_DICOM_PORT", show_default=False
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(help="HTTP port [default: 8000].", envvar="SOI_HTTP_PORT", show_default=False),
+    ] = None,
+    ae_title: Annotated[
+        str | None,
+        typer.Option(
+            help="Soi's AE title [default: SOI].", envvar="SOI_AE_TITLE", show_default=False
+        ),
+    ] = None,
+    http_host: Annotated[
+        str | None,
+        typer.Option(
+            help="HTTP bind address [default: 127.0.0.1].",
+            envvar="SOI_HTTP_HOST",
+            show_default=False,
+        ),
+    ] = None,
+    quiet_period: Annotated[
+        float | None,
+        typer.Option(
+            "--quiet-period",
+            help="Seconds without a new instance before a study is stable [default: 30].",
+            envvar="SOI_QUIET_PERIOD_SECONDS",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run Soi: DIMSE listener, HTTP API and background workers in one process."""
+    settings = settings_or_exit(
+        config,
+        data_dir=data_dir,
+        database_url=database_url,
+        dicom_port=dicom_port,
+        http_port=http_port,
+        ae_title=ae_title,
+        http_host=http_host,
+        quiet_period_seconds=quiet_period,
+    )
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        run_server(settings, echo=typer.echo)
+    except OSError as exc:
+        typer.secho(f"Error: cannot start: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+
+
+def main() -> None:
+    """Entry point of the ``soi`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

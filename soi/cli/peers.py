@@ -1,0 +1,130 @@
+"""``soi peers`` and ``soi facilities``: who may send, and for whom."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
+from soi.runtime import open_database
+from store import (
+    DuplicateError,
+    NotFoundError,
+    add_facility,
+    add_peer,
+    list_facilities,
+    list_peers,
+    remove_peer,
+)
+
+__all__ = ["app", "facilities_app"]
+
+app = typer.Typer(help="DICOM peers allowed to send to Soi.", no_args_is_help=True)
+facilities_app = typer.Typer(help="Hospitals, stations and programs.", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A name for the peer, e.g. the PACS's.")],
+    ae: Annotated[str, typer.Option("--ae", help="Its calling AE title.")],
+    host: Annotated[str, typer.Option("--host", help="The address it connects from.")],
+    facility: Annotated[str, typer.Option("--facility", help="Code of its facility.")],
+    port: Annotated[int | None, typer.Option(help="Its own DIMSE port, to send back.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+) -> None:
+    """Allow an AE title calling from an address to send for a facility."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    try:
+        with database.write() as session:
+            peer = add_peer(
+                session, name=name, ae_title=ae, host=host, facility_code=facility, port=port
+            )
+            summary = f"{peer.name}: AE {peer.ae_title} from {peer.host} for {facility}"
+    except NotFoundError as exc:
+        raise fail(
+            f"{exc}; add it first with `soi facilities add {facility} --name NAME`"
+        ) from None
+    except (DuplicateError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        database.dispose()
+    typer.echo(f"Peer added: {summary}")
+
+
+@app.command("list")
+def list_(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+) -> None:
+    """List the peers allowed to send."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    with database.read() as session:
+        peers = list_peers(session)
+        table = Table("Name", "AE title", "Host", "Port", "Facility")
+        for peer in peers:
+            table.add_row(
+                peer.name, peer.ae_title, peer.host, str(peer.port or ""), peer.facility.code
+            )
+    database.dispose()
+    if not peers:
+        typer.echo("No peer registered: only the loopback address (this box) may send.")
+        return
+    Console(width=120).print(table)
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="The peer's name.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+) -> None:
+    """Stop accepting a peer."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    try:
+        with database.write() as session:
+            remove_peer(session, name)
+    except NotFoundError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        database.dispose()
+    typer.echo(f"Peer removed: {name}")
+
+
+@facilities_app.command("add")
+def facilities_add(
+    code: Annotated[str, typer.Argument(help="Short code, e.g. BV-HAGIANG.")],
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    kind: Annotated[str, typer.Option(help="hospital, station or program.")] = "hospital",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+) -> None:
+    """Add a facility."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    try:
+        with database.write() as session:
+            add_facility(session, code=code, name=name, kind=kind)
+    except (DuplicateError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        database.dispose()
+    typer.echo(f"Facility added: {code} ({name})")
+
+
+@facilities_app.command("list")
+def facilities_list(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
+) -> None:
+    """List facilities."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    with database.read() as session:
+        table = Table("Code", "Name", "Kind")
+        for facility in list_facilities(session):
+            table.add_row(facility.code, facility.name, facility.kind)
+    database.dispose()
+    Console(width=120).print(table)

@@ -1,0 +1,110 @@
+"""Shapes of the HTTP API's replies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "HealthCheck",
+    "HealthReport",
+    "InstanceOut",
+    "JobOut",
+    "Page",
+    "SeriesOut",
+    "StudyDetail",
+    "StudySummary",
+]
+
+
+class HealthCheck(BaseModel):
+    """One component's health."""
+
+    ok: bool
+    detail: str
+    data: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class HealthReport(BaseModel):
+    """Health of the process: database, disk, DIMSE listener."""
+
+    status: str = Field(description="ok or degraded")
+    checks: dict[str, HealthCheck]
+
+
+class JobOut(BaseModel):
+    """An inference job of a study."""
+
+    pipeline: str
+    state: str
+    state_reason: str
+    attempts: int
+    instances: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class InstanceOut(BaseModel):
+    """A stored instance."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    sop_class_name: str
+    transfer_syntax_uid: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    view_position: str
+    applicability: str
+    pipelines: list[str]
+    file_size: int
+    received_at: datetime
+    source_ae: str
+
+
+class SeriesOut(BaseModel):
+    """A series and its instances."""
+
+    series_instance_uid: str
+    modality: str
+    body_part_examined: str
+    series_number: int | None
+    series_description: str
+    instances: list[InstanceOut]
+
+
+class StudySummary(BaseModel):
+    """A study as listed."""
+
+    study_instance_uid: str
+    patient_id: int
+    patient_name: str
+    facility: str
+    accession_number: str
+    study_date: str
+    study_description: str
+    modalities: str
+    state: str
+    state_reason: str
+    num_instances: int
+    first_received_at: datetime
+    last_received_at: datetime
+    stable_at: datetime | None
+    jobs: list[JobOut]
+
+
+class StudyDetail(StudySummary):
+    """A study with its series, instances and jobs."""
+
+    patient_identifiers: list[dict[str, str]]
+    series: list[SeriesOut]
+
+
+class Page(BaseModel):
+    """A page of studies."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[StudySummary]

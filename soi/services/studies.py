@@ -1,0 +1,101 @@
+"""Studies as the API and the CLI show them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from dicom_gateway import sop_class_name
+from soi.schemas import InstanceOut, JobOut, Page, SeriesOut, StudyDetail, StudySummary
+from store import Database, Job, PatientIdentifier, Study, count_studies, get_study, list_studies
+
+__all__ = ["list_study_page", "study_detail"]
+
+
+def _job(job: Job) -> JobOut:
+    return JobOut(
+        pipeline=job.pipeline,
+        state=job.state.value,
+        state_reason=job.state_reason,
+        attempts=job.attempts,
+        instances=len(job.instance_uids or []),
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+def _summary_fields(study: Study) -> dict[str, object]:
+    return {
+        "study_instance_uid": study.study_instance_uid,
+        "patient_id": study.patient_id,
+        "patient_name": study.patient.name,
+        "facility": study.facility.code,
+        "accession_number": study.accession_number,
+        "study_date": study.study_date,
+        "study_description": study.study_description,
+        "modalities": study.modalities,
+        "state": study.state.value,
+        "state_reason": study.state_reason,
+        "num_instances": study.num_instances,
+        "first_received_at": study.first_received_at,
+        "last_received_at": study.last_received_at,
+        "stable_at": study.stable_at,
+        "jobs": [_job(job) for job in study.jobs],
+    }
+
+
+def list_study_page(database: Database, *, limit: int, offset: int) -> Page:
+    """Return a page of studies, most recent first."""
+    with database.read() as session:
+        studies = list_studies(session, limit=limit, offset=offset)
+        items = [StudySummary.model_validate(_summary_fields(study)) for study in studies]
+        total = count_studies(session)
+    return Page(total=total, limit=limit, offset=offset, items=items)
+
+
+def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | None:
+    """Return a study with its series, instances and jobs, or ``None``."""
+    with database.read() as session:
+        study = get_study(session, study_instance_uid)
+        if study is None:
+            return None
+        identifiers = session.scalars(
+            select(PatientIdentifier).where(PatientIdentifier.patient_id == study.patient_id)
+        ).all()
+        series = [
+            SeriesOut(
+                series_instance_uid=s.series_instance_uid,
+                modality=s.modality,
+                body_part_examined=s.body_part_examined,
+                series_number=s.series_number,
+                series_description=s.series_description,
+                instances=[
+                    InstanceOut(
+                        sop_instance_uid=i.sop_instance_uid,
+                        sop_class_uid=i.sop_class_uid,
+                        sop_class_name=sop_class_name(i.sop_class_uid),
+                        transfer_syntax_uid=i.transfer_syntax_uid,
+                        instance_number=i.instance_number,
+                        rows=i.rows,
+                        columns=i.columns,
+                        view_position=i.view_position,
+                        applicability=i.applicability.value,
+                        pipelines=list(i.pipelines or []),
+                        file_size=i.file_size,
+                        received_at=i.received_at,
+                        source_ae=i.source_ae,
+                    )
+                    for i in sorted(s.instances, key=lambda i: (i.instance_number or 0, i.id))
+                ],
+            )
+            for s in sorted(study.series, key=lambda s: (s.series_number or 0, s.id))
+        ]
+        return StudyDetail.model_validate(
+            {
+                **_summary_fields(study),
+                "patient_identifiers": [
+                    {"kind": ident.kind.value, "system": ident.system, "value": ident.value}
+                    for ident in identifiers
+                ],
+                "series": series,
+            }
+        )

@@ -1,0 +1,161 @@
+"""Settings: ``SOI_…`` environment variables, an optional TOML file, command-line options."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings"]
+
+_MIB = 1024 * 1024
+
+NationalKind = Literal["national_id", "health_insurance", "health_record"]
+
+
+def _default_issuer_kinds() -> dict[str, NationalKind]:
+    return {
+        "CCCD": "national_id",
+        "VN-CCCD": "national_id",
+        "BHYT": "health_insurance",
+        "VN-BHYT": "health_insurance",
+        "HSSK": "health_record",
+        "VN-HSSK": "health_record",
+    }
+
+
+class Settings(BaseSettings):
+    """Everything that differs between deployments, read once by the composition root.
+
+    Precedence: command-line options, then ``SOI_…`` environment variables, then the
+    TOML file named by ``SOI_CONFIG`` (or ``--config``), then the defaults below,
+    which are those of the embedded default: one box, SQLite and files in ``data_dir``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SOI_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(Path("./soi-data"), description="Folder for the database and files.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default: SQLite (WAL) in data_dir. "
+        "National mode: postgresql+psycopg://user@host/db",
+    )
+    ae_title: str = Field("SOI", description="Soi's own DICOM AE title.")
+    dicom_host: str = Field("0.0.0.0", description="Address the DIMSE listener binds.")  # noqa: S104
+    dicom_port: int = Field(11112, ge=0, le=65535)
+    http_host: str = Field("127.0.0.1", description="Address the HTTP API binds.")
+    http_port: int = Field(8000, ge=0, le=65535)
+    http_allow_remote: bool = Field(
+        False,
+        description="Allow binding the HTTP API to a non-loopback address. The API has no "
+        "user authentication yet: only behind an authenticating reverse proxy.",
+    )
+    min_free_mb: int = Field(1024, ge=0, description="Refuse instances below this free space.")
+    quiet_period_seconds: float = Field(
+        30.0, ge=0, description="A study is stable after this long without a new instance."
+    )
+    assembly_interval_seconds: float = Field(1.0, gt=0)
+    routing_rules: Path | None = Field(None, description="Routing rules TOML (default: shipped).")
+    accepted_sop_classes: list[str] | None = Field(
+        None, description="Storage SOP classes accepted (UIDs or keywords); default: all."
+    )
+    max_pdu_kb: int = Field(4096, ge=16, le=65536, description="Maximum PDU size received.")
+    max_associations: int = Field(16, ge=1, le=256)
+    issuer_kinds: dict[str, NationalKind] = Field(
+        default_factory=_default_issuer_kinds,
+        description="Issuer of Patient ID values that name national identifier systems.",
+    )
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_ae_title(cls, value: str) -> str:
+        text = value.strip()
+        if not text or len(text) > 16 or "\\" in text or not text.isprintable():
+            raise ValueError(f"an AE title has 1 to 16 printable characters, {value!r} is given")
+        return text
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if not self.http_allow_remote and not _is_loopback(self.http_host):
+            raise ValueError(
+                f"http_host {self.http_host!r} is not a loopback address and the HTTP API has "
+                "no user authentication yet; keep it on 127.0.0.1, or set "
+                "SOI_HTTP_ALLOW_REMOTE=true behind an authenticating reverse proxy"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+pysqlite:///{(self.data_dir / 'soi.db').resolve()}"
+
+    @property
+    def instances_dir(self) -> Path:
+        """Folder of instance files."""
+        return self.data_dir / "instances"
+
+    @property
+    def min_free_bytes(self) -> int:
+        """Free-space floor in bytes."""
+        return self.min_free_mb * _MIB
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings, with ``overrides`` (given options) above everything else.
+
+    Parameters
+    ----------
+    config_file:
+        A TOML file whose keys are the setting names without the ``SOI_`` prefix.
+    overrides:
+        Values given on the command line; ``None`` means not given.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``config_file`` does not exist.
+    pydantic.ValidationError
+        A value is not valid; the message names the setting.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if config_file is None:
+        return Settings(**given)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"configuration file {config_file} does not exist")
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    return _FileSettings(**given)

@@ -1,0 +1,142 @@
+"""Soi's store: database models, migrations, repositories and the instance file store.
+
+The bottom layer; it imports nothing else of Soi.
+"""
+
+from store.audit import list_audit_events, record_event
+from store.db import Database, sqlite_url
+from store.enums import (
+    Applicability,
+    AuditOutcome,
+    DeliveryState,
+    IdentifierKind,
+    JobState,
+    ResultState,
+    StudyState,
+    UserRole,
+)
+from store.errors import (
+    DuplicateError,
+    FileStoreError,
+    InsufficientStorageError,
+    NotFoundError,
+    StoreError,
+)
+from store.facilities import (
+    DEFAULT_FACILITY_CODE,
+    add_facility,
+    add_peer,
+    count_peers,
+    find_peer,
+    get_facility,
+    list_facilities,
+    list_peers,
+    remove_peer,
+)
+from store.files import InstanceFileStore, StoredFile
+from store.instances import IndexOutcome, InstanceRecord, index_instance, instance_exists
+from store.jobs import (
+    claim_next_job,
+    ensure_job,
+    finish_job,
+    list_jobs,
+    recover_stale_jobs,
+    release_waiting_jobs,
+    waiting_reason,
+)
+from store.migrate import current_revision, head_revision, upgrade
+from store.models import (
+    AuditEvent,
+    Base,
+    Delivery,
+    DicomPeer,
+    Facility,
+    Finding,
+    Instance,
+    Job,
+    Patient,
+    PatientIdentifier,
+    Result,
+    Series,
+    Study,
+    User,
+)
+from store.patients import IdentifierRecord, PatientRecord, match_or_create_patient
+from store.studies import (
+    count_studies,
+    get_study,
+    list_studies,
+    mark_stable,
+    quiet_studies,
+    study_pipelines,
+)
+from store.types import utcnow
+
+__all__ = [
+    "DEFAULT_FACILITY_CODE",
+    "Applicability",
+    "AuditEvent",
+    "AuditOutcome",
+    "Base",
+    "Database",
+    "Delivery",
+    "DeliveryState",
+    "DicomPeer",
+    "DuplicateError",
+    "Facility",
+    "FileStoreError",
+    "Finding",
+    "IdentifierKind",
+    "IdentifierRecord",
+    "IndexOutcome",
+    "Instance",
+    "InstanceFileStore",
+    "InstanceRecord",
+    "InsufficientStorageError",
+    "Job",
+    "JobState",
+    "NotFoundError",
+    "Patient",
+    "PatientIdentifier",
+    "PatientRecord",
+    "Result",
+    "ResultState",
+    "Series",
+    "StoreError",
+    "StoredFile",
+    "Study",
+    "StudyState",
+    "User",
+    "UserRole",
+    "add_facility",
+    "add_peer",
+    "claim_next_job",
+    "count_peers",
+    "count_studies",
+    "current_revision",
+    "ensure_job",
+    "find_peer",
+    "finish_job",
+    "get_facility",
+    "get_study",
+    "head_revision",
+    "index_instance",
+    "instance_exists",
+    "list_audit_events",
+    "list_facilities",
+    "list_jobs",
+    "list_peers",
+    "list_studies",
+    "mark_stable",
+    "match_or_create_patient",
+    "quiet_studies",
+    "record_event",
+    "recover_stale_jobs",
+    "release_waiting_jobs",
+    "remove_peer",
+    "sqlite_url",
+    "study_pipelines",
+    "upgrade",
+    "utcnow",
+    "waiting_reason",
+]

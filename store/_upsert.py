@@ -1,0 +1,43 @@
+"""Portable ``INSERT ... ON CONFLICT DO NOTHING`` followed by a read."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import Base
+
+_M = TypeVar("_M", bound=Base)
+
+
+def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> None:
+    """Insert a row unless one with the same unique key exists."""
+    dialect = session.get_bind().dialect.name
+    table = model
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+    else:  # pragma: no cover - only the two supported databases
+        raise NotImplementedError(f"database dialect {dialect!r} is not supported")
+
+
+def get_or_create(
+    session: Session, model: type[_M], key: dict[str, Any], values: dict[str, Any]
+) -> tuple[_M, bool]:
+    """Return the row of ``model`` matching ``key``, creating it with ``values`` if absent.
+
+    Safe under concurrent writers: a row inserted meanwhile by another transaction is
+    returned instead of raising a unique-constraint error.
+    """
+    statement = select(model).filter_by(**key)
+    existing = session.scalars(statement).one_or_none()
+    if existing is not None:
+        return existing, False
+    insert_ignore(session, model, {**values, **key})
+    session.expire_all()
+    row = session.scalars(statement).one()
+    return row, True

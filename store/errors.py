@@ -1,0 +1,31 @@
+"""Errors raised by the store."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DuplicateError",
+    "FileStoreError",
+    "InsufficientStorageError",
+    "NotFoundError",
+    "StoreError",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error the store raises."""
+
+
+class NotFoundError(StoreError):
+    """A record that was asked for by its key does not exist."""
+
+
+class DuplicateError(StoreError):
+    """A record with the same unique key already exists."""
+
+
+class FileStoreError(StoreError):
+    """An instance file could not be written, read or removed."""
+
+
+class InsufficientStorageError(FileStoreError):
+    """Free disk space is below the configured floor; nothing more can be kept."""

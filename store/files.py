@@ -1,0 +1,166 @@
+"""Durable instance files: temporary file, fsync, atomic rename, fsync of the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.errors import FileStoreError, InsufficientStorageError
+
+__all__ = ["InstanceFileStore", "StoredFile"]
+
+_TMP_SUFFIX = ".part"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file that is complete and durable on disk."""
+
+    relative_path: str
+    size: int
+    sha256: str
+
+
+class InstanceFileStore:
+    """Keeps one file per SOP instance under ``root``.
+
+    File names are derived from a hash of the SOP Instance UID, never from anything the
+    sender chose, so no input can steer a write outside ``root``.
+
+    Parameters
+    ----------
+    root:
+        Folder that holds the instance files (created if missing).
+    min_free_bytes:
+        Free-space floor: a write that would leave less than this is refused with
+        :class:`~store.errors.InsufficientStorageError`.
+    """
+
+    def __init__(self, root: Path, *, min_free_bytes: int = 0) -> None:
+        if min_free_bytes < 0:
+            raise ValueError(f"`min_free_bytes` must be >= 0, {min_free_bytes} is given")
+        self.root = root
+        self.min_free_bytes = min_free_bytes
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def relative_path_for(self, sop_instance_uid: str) -> str:
+        """Return where the instance with ``sop_instance_uid`` is kept, relative to root."""
+        digest = hashlib.sha256(sop_instance_uid.encode("ascii", "replace")).hexdigest()
+        return f"{digest[:2]}/{digest[2:4]}/{digest}.dcm"
+
+    def absolute(self, relative_path: str) -> Path:
+        """Return the absolute path of a file kept in this store."""
+        path = (self.root / relative_path).resolve()
+        if self.root.resolve() not in path.parents:
+            raise FileStoreError(f"path {relative_path!r} lies outside the instance store")
+        return path
+
+    def free_bytes(self) -> int:
+        """Return the free space of the file system that holds the store."""
+        return shutil.disk_usage(self.root).free
+
+    def check_space(self, incoming_bytes: int) -> None:
+        """Raise if keeping ``incoming_bytes`` more would cross the free-space floor."""
+        free = self.free_bytes()
+        if free - incoming_bytes < self.min_free_bytes:
+            raise InsufficientStorageError(
+                f"only {free} bytes free; keeping {incoming_bytes} more would cross the "
+                f"floor of {self.min_free_bytes} bytes"
+            )
+
+    def write(self, sop_instance_uid: str, chunks: Iterable[bytes | memoryview]) -> StoredFile:
+        """Write an instance durably and return where it lies.
+
+        The bytes go to a temporary file that is fsynced, then renamed into place
+        atomically and the folder fsynced, so after a crash the file is either whole
+        or absent. A file already present for the same UID is replaced atomically.
+
+        Raises
+        ------
+        InsufficientStorageError
+            The disk is (or became) too full.
+        FileStoreError
+            Any other failure to write; nothing is left behind.
+        """
+        relative = self.relative_path_for(sop_instance_uid)
+        final = self.root / relative
+        tmp = self._tmp / f"{uuid.uuid4().hex}{_TMP_SUFFIX}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                        size += written
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            created = _makedirs(final.parent)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            for folder in created:
+                _fsync_dir(folder.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == 28:  # ENOSPC
+                raise InsufficientStorageError(f"disk full while writing: {exc}") from exc
+            raise FileStoreError(f"cannot write instance file: {exc}") from exc
+        return StoredFile(relative_path=relative, size=size, sha256=digest.hexdigest())
+
+    def read(self, relative_path: str) -> bytes:
+        """Return the bytes of a stored file."""
+        try:
+            return self.absolute(relative_path).read_bytes()
+        except OSError as exc:
+            raise FileStoreError(f"cannot read {relative_path!r}: {exc}") from exc
+
+    def remove(self, relative_path: str) -> None:
+        """Remove a stored file if present."""
+        try:
+            self.absolute(relative_path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise FileStoreError(f"cannot remove {relative_path!r}: {exc}") from exc
+
+    def clean_temporary(self) -> int:
+        """Remove temporary files left by an interrupted write; return how many."""
+        removed = 0
+        for path in self._tmp.glob(f"*{_TMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _makedirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return the folders created, outermost first."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    created: list[Path] = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        created.append(path)
+    return created
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

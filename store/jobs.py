@@ -1,0 +1,143 @@
+"""Inference jobs: created by routing, claimed atomically by workers."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store._upsert import insert_ignore
+from store.enums import JobState
+from store.models import Job
+from store.types import utcnow
+
+__all__ = [
+    "claim_next_job",
+    "ensure_job",
+    "finish_job",
+    "list_jobs",
+    "recover_stale_jobs",
+    "release_waiting_jobs",
+    "waiting_reason",
+]
+
+
+def waiting_reason(pipeline: str) -> str:
+    """Explain why a job for an unavailable pipeline waits."""
+    return (
+        f"pipeline {pipeline!r} is not available in this installation yet; "
+        "the job waits in the queue and runs once it is"
+    )
+
+
+def ensure_job(
+    session: Session,
+    *,
+    study_id: int,
+    pipeline: str,
+    instance_uids: Sequence[str],
+    available: bool,
+) -> Job:
+    """Create the job of ``pipeline`` for a study, once.
+
+    A study has at most one job per pipeline (a unique constraint), so routing the
+    same study twice, or after a crash, never creates a second job. A job that has
+    not started yet takes the new instance list.
+    """
+    now = utcnow()
+    state = JobState.QUEUED if available else JobState.WAITING
+    insert_ignore(
+        session,
+        Job,
+        {
+            "study_id": study_id,
+            "pipeline": pipeline,
+            "state": state,
+            "state_reason": "" if available else waiting_reason(pipeline),
+            "instance_uids": list(instance_uids),
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    job = session.scalars(
+        select(Job).where(Job.study_id == study_id, Job.pipeline == pipeline)
+    ).one()
+    if job.state in (JobState.WAITING, JobState.QUEUED) and job.instance_uids != list(
+        instance_uids
+    ):
+        job.instance_uids = list(instance_uids)
+    return job
+
+
+def claim_next_job(session: Session, *, pipelines: Collection[str], worker: str) -> Job | None:
+    """Claim the oldest queued job of one of ``pipelines`` for ``worker``.
+
+    On PostgreSQL the row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent
+    workers never claim the same job; on SQLite the write transaction is exclusive.
+    """
+    if not pipelines:
+        return None
+    statement = (
+        select(Job)
+        .where(Job.state == JobState.QUEUED, Job.pipeline.in_(list(pipelines)))
+        .order_by(Job.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    job = session.scalars(statement).one_or_none()
+    if job is None:
+        return None
+    job.state = JobState.RUNNING
+    job.claimed_by = worker[:128]
+    job.claimed_at = utcnow()
+    job.attempts += 1
+    job.state_reason = ""
+    session.flush()
+    return job
+
+
+def finish_job(session: Session, job: Job, *, state: JobState, reason: str = "") -> None:
+    """Record that a claimed job finished (``done``) or gave up (``failed``)."""
+    if state not in (JobState.DONE, JobState.FAILED):
+        raise ValueError(f"`state` must be done or failed, {state!r} is given")
+    job.state = state
+    job.state_reason = reason[:500]
+
+
+def release_waiting_jobs(session: Session, available: Collection[str]) -> int:
+    """Queue the waiting jobs whose pipeline has become available; return how many."""
+    if not available:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(Job.state == JobState.WAITING, Job.pipeline.in_(list(available)))
+        .values(state=JobState.QUEUED, state_reason="", updated_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def recover_stale_jobs(session: Session, *, claimed_before: datetime) -> int:
+    """Put back in the queue running jobs whose worker died before ``claimed_before``."""
+    result = session.execute(
+        update(Job)
+        .where(Job.state == JobState.RUNNING, Job.claimed_at < claimed_before)
+        .values(
+            state=JobState.QUEUED,
+            claimed_by=None,
+            state_reason="requeued: the worker that claimed it stopped",
+            updated_at=utcnow(),
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_jobs(session: Session, *, study_id: int | None = None) -> Sequence[Job]:
+    """Return jobs, oldest first, optionally of one study."""
+    statement = select(Job).order_by(Job.id)
+    if study_id is not None:
+        statement = statement.where(Job.study_id == study_id)
+    return session.scalars(statement).all()

@@ -1,0 +1,335 @@
+"""SQLAlchemy models of everything Soi keeps.
+
+Patients are matched through :class:`PatientIdentifier` rows (national citizen ID,
+health-insurance number, health-record ID, local MRN), never by name. Every state
+change is a committed transaction so that any process can die and another picks the
+work up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from store.enums import (
+    Applicability,
+    AuditOutcome,
+    DeliveryState,
+    IdentifierKind,
+    JobState,
+    ResultState,
+    StudyState,
+    UserRole,
+)
+from store.types import UTCDateTime, enum_column_type, utcnow
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Delivery",
+    "DicomPeer",
+    "Facility",
+    "Finding",
+    "Instance",
+    "Job",
+    "Patient",
+    "PatientIdentifier",
+    "Result",
+    "Series",
+    "Study",
+    "User",
+]
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a stable constraint naming convention."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class Facility(Base):
+    """A hospital, commune health station or screening program site."""
+
+    __tablename__ = "facilities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="hospital")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class User(Base):
+    """A person or service account that uses Soi."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[UserRole] = mapped_column(enum_column_type(UserRole))
+    facility_id: Mapped[int | None] = mapped_column(ForeignKey("facilities.id"))
+    program: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    facility: Mapped[Facility | None] = relationship()
+
+
+class DicomPeer(Base):
+    """A DICOM application entity allowed to associate with Soi."""
+
+    __tablename__ = "dicom_peers"
+    __table_args__ = (UniqueConstraint("ae_title", "host", name="uq_dicom_peers_ae_host"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    facility: Mapped[Facility] = relationship()
+
+
+class Patient(Base):
+    """A person whose images Soi holds; identity lives in :class:`PatientIdentifier`."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    birth_date: Mapped[str] = mapped_column(String(8), default="")
+    sex: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    identifiers: Mapped[list[PatientIdentifier]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan"
+    )
+
+
+class PatientIdentifier(Base):
+    """One identifier of a patient, unique per kind and issuing system."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (
+        UniqueConstraint("kind", "system", "value", name="uq_patient_identifiers_kind_system"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[IdentifierKind] = mapped_column(enum_column_type(IdentifierKind))
+    system: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(64))
+
+    patient: Mapped[Patient] = relationship(back_populates="identifiers")
+
+
+class Study(Base):
+    """A DICOM study as assembled from the instances received."""
+
+    __tablename__ = "studies"
+    __table_args__ = (Index("ix_studies_state_last_received", "state", "last_received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    accession_number: Mapped[str] = mapped_column(String(64), default="")
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    study_time: Mapped[str] = mapped_column(String(16), default="")
+    study_description: Mapped[str] = mapped_column(String(200), default="")
+    modalities: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[StudyState] = mapped_column(
+        enum_column_type(StudyState), default=StudyState.RECEIVING
+    )
+    state_reason: Mapped[str] = mapped_column(String(500), default="")
+    num_instances: Mapped[int] = mapped_column(Integer, default=0)
+    first_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    patient: Mapped[Patient] = relationship()
+    facility: Mapped[Facility] = relationship()
+    series: Mapped[list[Series]] = relationship(back_populates="study")
+    jobs: Mapped[list[Job]] = relationship(back_populates="study")
+
+
+class Series(Base):
+    """A DICOM series within a study."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    body_part_examined: Mapped[str] = mapped_column(String(64), default="")
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    series_description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list[Instance]] = relationship(back_populates="series")
+
+
+class Instance(Base):
+    """One stored SOP instance and where its file lies."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    view_position: Mapped[str] = mapped_column(String(16), default="")
+    image_type: Mapped[str] = mapped_column(String(200), default="")
+    laterality: Mapped[str] = mapped_column(String(16), default="")
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer)
+    file_path: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    applicability: Mapped[Applicability] = mapped_column(enum_column_type(Applicability))
+    pipelines: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source_ae: Mapped[str] = mapped_column(String(16), default="")
+    source_address: Mapped[str] = mapped_column(String(255), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+
+
+class Job(Base):
+    """An inference job: one pipeline run over one study."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("study_id", "pipeline", name="uq_jobs_study_pipeline"),
+        Index("ix_jobs_state_pipeline", "state", "pipeline"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    pipeline: Mapped[str] = mapped_column(String(32))
+    state: Mapped[JobState] = mapped_column(enum_column_type(JobState))
+    state_reason: Mapped[str] = mapped_column(String(500), default="")
+    instance_uids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="jobs")
+
+
+class Result(Base):
+    """What a model concluded about a study (or why it could not)."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    state: Mapped[ResultState] = mapped_column(enum_column_type(ResultState))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    findings: Mapped[list[Finding]] = relationship(
+        back_populates="result", cascade="all, delete-orphan"
+    )
+
+
+class Finding(Base):
+    """One labelled model output within a result."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    code_scheme: Mapped[str] = mapped_column(String(16), default="")
+    code_value: Mapped[str] = mapped_column(String(64), default="")
+    code_meaning: Mapped[str] = mapped_column(String(200), default="")
+    probability: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    positive: Mapped[bool] = mapped_column(Boolean)
+    heatmap_path: Mapped[str | None] = mapped_column(String(255))
+
+    result: Mapped[Result] = relationship(back_populates="findings")
+
+
+class Delivery(Base):
+    """A document on its way to a receiving system (the outbox)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))
+    destination: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[DeliveryState] = mapped_column(
+        enum_column_type(DeliveryState), default=DeliveryState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """An append-only record of an access to, or change of, patient data.
+
+    Database triggers installed by the migrations refuse ``UPDATE`` and ``DELETE``.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_patient", "patient_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_kind: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[AuditOutcome] = mapped_column(enum_column_type(AuditOutcome))
+    source_address: Mapped[str] = mapped_column(String(255), default="")
+    facility_id: Mapped[int | None] = mapped_column(Integer)
+    patient_id: Mapped[int | None] = mapped_column(Integer)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

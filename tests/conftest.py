@@ -1,0 +1,105 @@
+"""Shared fixtures: databases (SQLite and the PostgreSQL server), data folders, a running
+gateway on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from soi.runtime import Runtime
+from soi.settings import Settings, load_settings
+from store import Database, sqlite_url, upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "SOI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """The PostgreSQL server's URL; schemas created by this run are dropped at the end."""
+    if not _postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    yield PG_ADMIN_URL
+    engine = create_engine(PG_ADMIN_URL)
+    with engine.begin() as connection:
+        schemas = connection.execute(
+            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+            {"p": f"soi_test_{RUN_ID}_%"},
+        ).scalars()
+        for schema in list(schemas):
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> str:
+    """A URL whose connections use a fresh, empty schema of this test run."""
+    schema = f"soi_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(postgres_admin)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{postgres_admin}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database URL: SQLite in a temporary folder, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "db" / "soi.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A migrated, empty database (both backends)."""
+    db = Database(database_url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for a gateway on free loopback ports with its data in a temporary folder."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        dicom_host="127.0.0.1",
+        dicom_port=0,
+        http_port=0,
+        min_free_mb=0,
+        quiet_period_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """A runtime with its DIMSE listener started on a free port."""
+    rt = Runtime.build(settings)
+    assert rt.listener is not None
+    rt.listener.start()
+    yield rt
+    rt.close()

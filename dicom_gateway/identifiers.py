@@ -63,7 +63,11 @@ def _identifier(
     kind = policy.kind_of(issuer) if issuer else None
     if kind is not None:
         return IdentifierRecord(kind=kind, system=NATIONAL_SYSTEMS[kind], value=value)
-    system = f"urn:soi:mrn:{issuer.strip()}" if issuer.strip() else f"urn:soi:mrn:{facility_code}"
+    # A local record number means something only within the facility that issued it, so
+    # the sender's facility scopes it, with the issuer the sender named, if any.
+    system = f"urn:soi:mrn:{facility_code}"
+    if issuer.strip():
+        system = f"{system}:{issuer.strip()}"
     return IdentifierRecord(kind=IdentifierKind.MRN, system=system[:255], value=value)
 
 
@@ -86,7 +90,9 @@ def patient_record_from_dataset(
     if primary is not None:
         found.append(primary)
     for item in dataset.get("OtherPatientIDsSequence", None) or []:
-        issuer = _text(item, "IssuerOfPatientID") or _text(item, "TypeOfPatientID")
+        # Type of Patient ID (TEXT, RFID, BARCODE) says how the ID is encoded, not who
+        # issued it: only the issuer decides the identifier's system.
+        issuer = _text(item, "IssuerOfPatientID")
         other = _identifier(
             _text(item, "PatientID"), issuer, facility_code=facility_code, policy=policy
         )

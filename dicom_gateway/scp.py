@@ -32,6 +32,7 @@ _log = structlog.get_logger("soi.dimse")
 _REJECT_PERMANENT = 0x01
 _SOURCE_SERVICE_USER = 0x01
 _DIAG_CALLING_AE_NOT_RECOGNISED = 0x03
+_DIAG_CALLED_AE_NOT_RECOGNISED = 0x07
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +135,25 @@ class DicomListener:
         # The requestor's AE title is filled in only after negotiation: read the request.
         calling_ae = str(requestor.primitive.calling_ae_title).strip()
         address = str(requestor.address)
+        called_ae = str(requestor.primitive.called_ae_title).strip()
+        diagnostic = _DIAG_CALLING_AE_NOT_RECOGNISED
         try:
+            if called_ae != self.config.ae_title:
+                diagnostic = _DIAG_CALLED_AE_NOT_RECOGNISED
+                raise AssociationRefused(
+                    f"calling AE {calling_ae!r} from {address} called AE {called_ae!r}; "
+                    f"this listener is {self.config.ae_title!r}"
+                )
             source = self.access.check(calling_ae=calling_ae, address=address)
         except AssociationRefused as exc:
             _log.warning(
                 "association rejected", calling_ae=calling_ae, address=address, reason=str(exc)
             )
             self._audit_rejection(calling_ae, address, str(exc))
-            event.assoc.acse.send_reject(
-                _REJECT_PERMANENT, _SOURCE_SERVICE_USER, _DIAG_CALLING_AE_NOT_RECOGNISED
-            )
+            event.assoc.acse.send_reject(_REJECT_PERMANENT, _SOURCE_SERVICE_USER, diagnostic)
+            # As pynetdicom does for its own rejections: let the DUL send the A-ASSOCIATE-RJ
+            # before the connection is closed.
+            event.assoc.kill()
             return
         with self._lock:
             self._sources[event.assoc] = source

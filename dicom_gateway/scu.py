@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,15 @@ def _ae(calling_ae: str) -> AE:
     return ae
 
 
+def _check_reachable(target: Target) -> None:
+    """Raise a clear error when nothing listens at the target's address."""
+    try:
+        with socket.create_connection((target.host, target.port), timeout=10):
+            pass
+    except OSError as exc:
+        raise GatewayError(f"cannot reach {target}: {exc.strerror or exc}") from None
+
+
 def echo(target: Target, *, calling_ae: str = "SOI-SCU") -> int:
     """Send a C-ECHO and return its status.
 
@@ -91,6 +101,7 @@ def echo(target: Target, *, calling_ae: str = "SOI-SCU") -> int:
     GatewayError
         The association was rejected or the peer could not be reached.
     """
+    _check_reachable(target)
     ae = _ae(calling_ae)
     ae.add_requested_context(VERIFICATION_SOP_CLASS)
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
@@ -130,6 +141,7 @@ def send(
     GatewayError
         The association was rejected or the peer could not be reached.
     """
+    _check_reachable(target)
     report = SendReport()
     batches: list[list[tuple[Path, str, str]]] = [[]]
     contexts: list[set[tuple[str, str]]] = [set()]

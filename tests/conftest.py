@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from soi.logs import configure_logging
 from soi.runtime import Runtime
 from soi.settings import Settings, load_settings
 from store import Database, sqlite_url, upgrade
@@ -20,6 +21,12 @@ PG_ADMIN_URL = os.environ.get(
     "SOI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _structured_logs() -> None:
+    """Route Soi's structured logs through the standard library, where pytest sees them."""
+    configure_logging(level="INFO")
 
 
 def _postgres_available() -> bool:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
+from dicom_gateway import GatewayError
 from soi import __version__
 from soi.cli import db, dicom, peers, studies
-from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_or_exit
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
 from soi.logs import configure_logging
 from soi.server import serve as run_server
+from store import StoreError
 
 __all__ = ["app", "main"]
 
@@ -52,23 +55,23 @@ def serve(
     dicom_port: Annotated[
         int | None,
         typer.Option(
-            help="DIMSE port [default: 11112].", envvar="SOI_DICOM_PORT", show_default=False
+            help="DIMSE port (default: 11112).", envvar="SOI_DICOM_PORT", show_default=False
         ),
     ] = None,
     http_port: Annotated[
         int | None,
-        typer.Option(help="HTTP port [default: 8000].", envvar="SOI_HTTP_PORT", show_default=False),
+        typer.Option(help="HTTP port (default: 8000).", envvar="SOI_HTTP_PORT", show_default=False),
     ] = None,
     ae_title: Annotated[
         str | None,
         typer.Option(
-            help="Soi's AE title [default: SOI].", envvar="SOI_AE_TITLE", show_default=False
+            help="Soi's AE title (default: SOI).", envvar="SOI_AE_TITLE", show_default=False
         ),
     ] = None,
     http_host: Annotated[
         str | None,
         typer.Option(
-            help="HTTP bind address [default: 127.0.0.1].",
+            help="HTTP bind address (default: 127.0.0.1).",
             envvar="SOI_HTTP_HOST",
             show_default=False,
         ),
@@ -77,7 +80,7 @@ def serve(
         float | None,
         typer.Option(
             "--quiet-period",
-            help="Seconds without a new instance before a study is stable [default: 30].",
+            help="Seconds without a new instance before a study is stable (default: 30).",
             envvar="SOI_QUIET_PERIOD_SECONDS",
             show_default=False,
         ),
@@ -97,9 +100,8 @@ def serve(
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
         run_server(settings, echo=typer.echo)
-    except OSError as exc:
-        typer.secho(f"Error: cannot start: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
+    except (OSError, GatewayError, StoreError, SQLAlchemyError, ValueError) as exc:
+        raise fail(f"cannot start: {exc}") from None
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Data folder [default: ./soi-data].",
+        help="Data folder (default: ./soi-data).",
         envvar="SOI_DATA_DIR",
         show_default=False,
     ),
@@ -29,7 +29,7 @@ DatabaseUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="Database URL [default: SQLite in the data folder].",
+        help="Database URL (default: SQLite in the data folder).",
         envvar="SOI_DATABASE_URL",
         show_default=False,
     ),

@@ -31,11 +31,12 @@ def _disk(files: InstanceFileStore) -> HealthCheck:
     )
 
 
-def _dimse(*, running: bool, ae_title: str, port: int) -> HealthCheck:
+def _dimse(*, running: bool, ae_title: str, host: str, port: int) -> HealthCheck:
     if not running:
         return HealthCheck(ok=False, detail="DIMSE listener not running")
+    probe = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
+        with socket.create_connection((probe, port), timeout=2):
             pass
     except OSError as exc:
         return HealthCheck(ok=False, detail=f"DIMSE port {port} does not accept: {exc}")
@@ -50,13 +51,14 @@ def check_health(
     files: InstanceFileStore,
     dimse_running: bool,
     ae_title: str,
+    dimse_host: str,
     dimse_port: int,
 ) -> HealthReport:
     """Check every component; the status is ``ok`` only if all are."""
     checks = {
         "database": _database(database),
         "disk": _disk(files),
-        "dimse": _dimse(running=dimse_running, ae_title=ae_title, port=dimse_port),
+        "dimse": _dimse(running=dimse_running, ae_title=ae_title, host=dimse_host, port=dimse_port),
     }
     return HealthReport(
         status="ok" if all(c.ok for c in checks.values()) else "degraded", checks=checks

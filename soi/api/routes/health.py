@@ -21,6 +21,7 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         files=runtime.files,
         dimse_running=listener is not None and listener.running,
         ae_title=runtime.settings.ae_title,
+        dimse_host=runtime.settings.dicom_host,
         dimse_port=listener.port if listener is not None else runtime.settings.dicom_port,
     )
     return JSONResponse(

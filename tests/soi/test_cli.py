@@ -1,0 +1,153 @@
+"""The ``soi`` command, through typer's CliRunner and as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from soi.cli import app
+from soi.runtime import Runtime
+from tests.support.data import make_cr, write_dataset
+from tests.support.net import free_port
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+class TestDatabaseAndPeers:
+    def test_db_upgrade_then_peers_and_facilities(self, tmp_path: Path, database_url: str) -> None:
+        common = ["--data-dir", str(tmp_path), "--database-url", database_url]
+        code, out = _invoke("db", "upgrade", *common)
+        assert code == 0, out
+        assert "revision 0001" in out
+
+        code, out = _invoke("peers", "list", *common)
+        assert code == 0
+        assert "only the loopback address" in out
+
+        code, out = _invoke(
+            "peers", "add", "pacs", "--ae", "PACS1", "--host", "10.0.0.5", "--facility", "BV-X",
+            *common,
+        )  # fmt: skip
+        assert code == 1
+        assert "no facility with code 'BV-X'" in out
+        assert "soi facilities add" in out
+
+        code, out = _invoke("facilities", "add", "BV-X", "--name", "Bệnh viện X", *common)
+        assert code == 0, out
+        code, out = _invoke(
+            "peers", "add", "pacs", "--ae", "PACS1", "--host", "10.0.0.5", "--facility", "BV-X",
+            *common,
+        )  # fmt: skip
+        assert code == 0, out
+        code, out = _invoke(
+            "peers", "add", "pacs", "--ae", "PACS1", "--host", "10.0.0.5", "--facility", "BV-X",
+            *common,
+        )  # fmt: skip
+        assert code == 1
+        assert "already registered" in out
+
+        code, out = _invoke("peers", "list", *common)
+        assert code == 0
+        assert "PACS1" in out
+        assert "10.0.0.5" in out
+        assert "BV-X" in out
+
+        code, out = _invoke("peers", "remove", "pacs", *common)
+        assert code == 0
+        code, out = _invoke("peers", "remove", "pacs", *common)
+        assert code == 1
+        assert "no peer named 'pacs'" in out
+
+    def test_invalid_ae_title_is_refused(self, tmp_path: Path) -> None:
+        code, out = _invoke(
+            "peers", "add", "x", "--ae", "A" * 17, "--host", "h", "--facility", "LOCAL",
+            "--data-dir", str(tmp_path),
+        )  # fmt: skip
+        assert code == 1
+        assert "1 to 16" in out
+
+
+class TestDicomCommands:
+    def test_echo_send_and_studies(self, runtime: Runtime, tmp_path: Path) -> None:
+        assert runtime.listener is not None
+        target = f"SOI@127.0.0.1:{runtime.listener.port}"
+        code, out = _invoke("echo", target)
+        assert code == 0, out
+        assert "success" in out
+
+        folder = tmp_path / "study"
+        for index in range(3):
+            write_dataset(
+                make_cr(study_instance_uid="1.2.3.4.5", seed=index), folder / f"{index}.dcm"
+            )
+        (folder / "notes.txt").write_text("not DICOM")
+        code, out = _invoke("send", str(folder), "--to", target)
+        assert code == 0, out
+        assert "Sent 3 of 3 DICOM file(s)" in out
+        assert "1 skipped (not DICOM)" in out
+
+        settings = runtime.settings
+        code, out = _invoke(
+            "studies", "--data-dir", str(settings.data_dir),
+            "--database-url", settings.resolved_database_url,
+        )  # fmt: skip
+        assert code == 0, out
+        assert "1.2.3.4.5" in out
+        assert "receiving" in out
+
+    def test_echo_to_nobody_fails_clearly(self) -> None:
+        code, out = _invoke("echo", f"SOI@127.0.0.1:{free_port()}")
+        assert code == 1
+        assert "cannot reach" in out
+
+    @pytest.mark.parametrize("target", ["SOI", "SOI@host", "@host:1", "SOI@host:99999"])
+    def test_malformed_target(self, target: str) -> None:
+        code, out = _invoke("echo", target)
+        assert code == 2
+        assert "AE@host:port" in out or "port must be" in out
+
+
+@pytest.mark.slow
+class TestServe:
+    def test_serve_prints_where_it_listens_and_stops_on_sigterm(self, tmp_path: Path) -> None:
+        dicom_port, http_port = free_port(), free_port()
+        env = {**os.environ, "SOI_MIN_FREE_MB": "0"}
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "soi.cli.main", "serve", "--data-dir", str(tmp_path / "d"),
+                "--dicom-port", str(dicom_port), "--http-port", str(http_port),
+                "--ae-title", "SOI_TEST",
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )  # fmt: skip
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if line.startswith("Ready."):
+                    break
+            out = "".join(lines)
+            assert f"AE SOI_TEST listening on 0.0.0.0:{dicom_port}" in out
+            assert f"http://127.0.0.1:{http_port}" in out
+            code, echo_out = _invoke("echo", f"SOI_TEST@127.0.0.1:{dicom_port}")
+            assert code == 0, echo_out
+            process.send_signal(signal.SIGTERM)
+            rest, _ = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, rest
+        assert "Stopped." in rest
+        assert (tmp_path / "d" / "soi.db").exists()

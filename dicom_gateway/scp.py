@@ -20,6 +20,7 @@ from dicom_gateway.sop_classes import (
     STORAGE_SOP_CLASSES,
     TRANSFER_SYNTAXES,
     VERIFICATION_SOP_CLASS,
+    register_storage_classes,
 )
 from dicom_gateway.status import StoreStatus
 from store import AuditOutcome, record_event
@@ -90,6 +91,7 @@ class DicomListener:
         ae.require_called_aet = True
         ae.add_supported_context(VERIFICATION_SOP_CLASS)
         transfer_syntaxes = list(self.config.transfer_syntaxes)
+        register_storage_classes(self.config.accepted_sop_classes)
         for uid in self.config.accepted_sop_classes:
             ae.add_supported_context(uid, transfer_syntaxes)
         return ae

@@ -21,6 +21,8 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+from pynetdicom import register_uid
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import _STORAGE_CLASSES  # the standard's storage SOP classes
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "TRANSFER_SYNTAXES",
     "VERIFICATION_SOP_CLASS",
     "is_image_storage",
+    "register_storage_classes",
     "resolve_sop_class",
     "resolve_sop_classes",
     "sop_class_name",
@@ -55,8 +58,27 @@ TRANSFER_SYNTAXES: tuple[UID, ...] = (
     RLELossless,
 )
 
-#: Every storage SOP class of the standard, by UID (the default accepted list).
-STORAGE_SOP_CLASSES: tuple[UID, ...] = tuple(UID(uid) for uid in _STORAGE_CLASSES.values())
+_NOT_STORED_OVER_C_STORE = ("Commitment", "Media Storage Directory", "Print", "Hardcopy")
+
+
+def _all_storage_sop_classes() -> tuple[UID, ...]:
+    """The standard's storage SOP classes, current and retired.
+
+    A hospital PACS forwards whole studies, old ones included: a retired class such as
+    Ultrasound Image Storage (retired 1.2.840.10008.5.1.4.1.1.6) must not be refused.
+    """
+    uids = {str(uid) for uid in _STORAGE_CLASSES.values()}
+    for uid, (name, kind, _info, _retired, _keyword) in UID_dictionary.items():
+        if kind != "SOP Class" or "Storage" not in name:
+            continue
+        if any(word in name for word in _NOT_STORED_OVER_C_STORE):
+            continue
+        uids.add(uid)
+    return tuple(UID(uid) for uid in sorted(uids, key=lambda u: [int(p) for p in u.split(".")]))
+
+
+#: Every storage SOP class of the standard, current and retired (the default accepted list).
+STORAGE_SOP_CLASSES: tuple[UID, ...] = _all_storage_sop_classes()
 
 #: SOP classes that Soi's pipelines read (others are stored and marked not applicable).
 PIPELINE_SOP_CLASSES: dict[str, str] = {
@@ -72,6 +94,21 @@ PIPELINE_SOP_CLASSES: dict[str, str] = {
 }
 
 _NON_IMAGE_WORDS = ("Waveform", "Spectroscopy", "Raw Data", "Presentation State", "Segmentation")
+
+
+def register_storage_classes(uids: Iterable[str]) -> None:
+    """Make pynetdicom's storage service handle the retired classes it does not list.
+
+    pynetdicom keeps a process-wide registry of the SOP classes its storage service
+    handles; registering the same class again changes nothing.
+    """
+    known = {str(uid) for uid in _STORAGE_CLASSES.values()}
+    for uid in uids:
+        if str(uid) in known:
+            continue
+        keyword = "SoiStorage_" + str(uid).replace(".", "_")
+        register_uid(str(uid), keyword, StorageServiceClass)
+        known.add(str(uid))
 
 
 def sop_class_name(uid: str) -> str:

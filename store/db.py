@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 __all__ = ["Database", "sqlite_url"]
 
@@ -56,7 +55,9 @@ class Database:
                 "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000,
                 "check_same_thread": False,
             }
-            kwargs["poolclass"] = NullPool
+            # A small pool: a new SQLite connection costs its PRAGMAs on every session.
+            kwargs["pool_size"] = 8
+            kwargs["max_overflow"] = 16
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10

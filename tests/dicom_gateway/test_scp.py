@@ -102,6 +102,23 @@ class TestStore:
         assert instance.applicability == Applicability.NOT_APPLICABLE
         assert instance.pipelines == []
 
+    def test_retired_storage_class_from_an_old_study_is_accepted(self, runtime: Runtime) -> None:
+        retired_us = "1.2.840.10008.5.1.4.1.1.6"  # Ultrasound Image Storage (retired)
+        ds = make_cr(modality="US", body_part="ABDOMEN")
+        ds.SOPClassUID = retired_us
+        ds.file_meta.MediaStorageSOPClassUID = retired_us
+        ae = AE(ae_title="OLD_PACS")
+        ae.add_requested_context(retired_us, [EXPLICIT_LE])
+        assoc = ae.associate("127.0.0.1", _port(runtime), ae_title="SOI")
+        assert assoc.is_established
+        try:
+            assert assoc.send_c_store(ds).Status == 0x0000
+        finally:
+            assoc.release()
+        [instance] = _instances(runtime)
+        assert instance.sop_class_uid == retired_us
+        assert instance.applicability == Applicability.NOT_APPLICABLE
+
     @pytest.mark.parametrize(
         ("syntax", "name", "option"),
         [

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 from pydicom import Dataset
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dicom_gateway.errors import InvalidInstanceError
 from dicom_gateway.identifiers import IdentifierPolicy, patient_record_from_dataset
@@ -23,9 +23,11 @@ from store import (
     AuditOutcome,
     Database,
     FileStoreError,
+    IndexOutcome,
     InstanceFileStore,
     InstanceRecord,
     InsufficientStorageError,
+    StoredFile,
     index_instance,
     instance_exists,
     record_event,
@@ -160,27 +162,7 @@ class Ingestor:
 
         record = self._record(parsed, source)
         try:
-            with self.database.write() as session:
-                outcome = index_instance(session, record, stored)
-                if outcome.created:
-                    record_event(
-                        session,
-                        actor=source.ae_title,
-                        actor_kind="dicom-peer",
-                        action=f"{source.protocol}.store",
-                        outcome=AuditOutcome.SUCCESS,
-                        source_address=source.address,
-                        facility_id=source.facility_id,
-                        patient_id=outcome.patient_id,
-                        study_instance_uid=parsed.study_instance_uid,
-                        sop_instance_uid=parsed.sop_instance_uid,
-                        detail={
-                            "sop_class_uid": parsed.sop_class_uid,
-                            "transfer_syntax_uid": parsed.transfer_syntax_uid,
-                            "bytes": stored.size,
-                            "pipelines": list(record.pipelines),
-                        },
-                    )
+            outcome = self._index(record, stored, parsed, source)
         except SQLAlchemyError as exc:
             self._forget_file(parsed.sop_instance_uid, stored.relative_path)
             return self._failure(f"index unavailable: {type(exc).__name__}", parsed, source)
@@ -199,6 +181,44 @@ class Ingestor:
             study_instance_uid=parsed.study_instance_uid,
             duplicate=not outcome.created,
         )
+
+    def _index(
+        self, record: InstanceRecord, stored: StoredFile, parsed: ParsedInstance, source: Source
+    ) -> IndexOutcome:
+        """Index and audit in one transaction.
+
+        A concurrent writer indexing the same instance, study or series first makes the
+        transaction fail on a unique constraint; it is then run once more and finds the
+        rows that are there now.
+        """
+        for attempt in range(2):
+            try:
+                with self.database.write() as session:
+                    outcome = index_instance(session, record, stored)
+                    if outcome.created:
+                        record_event(
+                            session,
+                            actor=source.ae_title,
+                            actor_kind="dicom-peer",
+                            action=f"{source.protocol}.store",
+                            outcome=AuditOutcome.SUCCESS,
+                            source_address=source.address,
+                            facility_id=source.facility_id,
+                            patient_id=outcome.patient_id,
+                            study_instance_uid=parsed.study_instance_uid,
+                            sop_instance_uid=parsed.sop_instance_uid,
+                            detail={
+                                "sop_class_uid": parsed.sop_class_uid,
+                                "transfer_syntax_uid": parsed.transfer_syntax_uid,
+                                "bytes": stored.size,
+                                "pipelines": list(record.pipelines),
+                            },
+                        )
+                return outcome
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _record(self, parsed: ParsedInstance, source: Source) -> InstanceRecord:
         ds = parsed.dataset

@@ -111,6 +111,13 @@ def index_instance(
                 "state_reason": "",
             },
         )
+    # Lock the study row: concurrent senders of one study update its counters in turn.
+    study = session.scalars(
+        select(Study)
+        .where(Study.id == study.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     series, _ = get_or_create(
         session,
         Series,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from store._upsert import insert_ignore
@@ -56,6 +56,7 @@ def match_or_create_patient(session: Session, record: PatientRecord) -> Patient:
     if not record.identifiers:
         raise ValueError("`record` has no identifier; a patient is never matched by name")
     ranked = sorted(record.identifiers, key=lambda ident: IDENTIFIER_PRIORITY.index(ident.kind))
+    _lock_identifiers(session, ranked)
     patient: Patient | None = None
     for ident in ranked:
         patient = session.scalars(
@@ -92,3 +93,20 @@ def match_or_create_patient(session: Session, record: PatientRecord) -> Patient:
             },
         )
     return patient
+
+
+def _lock_identifiers(session: Session, identifiers: list[IdentifierRecord]) -> None:
+    """Serialise concurrent matching of the same identifiers (PostgreSQL).
+
+    Two gateways receiving the first images of the same person at once would otherwise
+    both find nobody and create two patients. The transaction-scoped advisory locks are
+    taken in a fixed order, so two transactions never wait on each other in a cycle.
+    SQLite needs none: its write transactions are exclusive.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({f"{i.kind.value}|{i.system}|{i.value}" for i in identifiers})
+    for key in keys:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )

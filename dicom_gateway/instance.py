@@ -13,7 +13,9 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
+from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.valuerep import VR
 
 from dicom_gateway.errors import InvalidInstanceError
 from dicom_gateway.sop_classes import is_image_storage, sop_class_name
@@ -25,6 +27,7 @@ _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float Pixel Data
 _IMPLEMENTATION_VERSION = "SOI_010"
+_VALID_VRS = frozenset(vr.value for vr in VR)
 
 
 def valid_uid(uid: str) -> bool:
@@ -127,7 +130,19 @@ def parse_instance(
         raise InvalidInstanceError(
             StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {type(exc).__name__}"
         ) from exc
-    _check_complete(dataset)
+    syntax = UID(transfer_syntax_uid)
+    implicit, little = dataset.original_encoding
+    if implicit is not None and (implicit, little) != (
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+    ):
+        found = "implicit" if implicit else "explicit"
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE,
+            f"the data set is not encoded in the negotiated transfer syntax "
+            f"{syntax.name}: it reads as {found} VR (or is not DICOM at all)",
+        )
+    _check_complete(dataset, explicit_vr=not syntax.is_implicit_VR)
     if buffer.tell() != len(buffer.getbuffer()):
         raise InvalidInstanceError(
             StoreStatus.CANNOT_DECODE,
@@ -191,12 +206,18 @@ def _text(dataset: Dataset, tag: int) -> str:
     return str(value).strip().rstrip("\x00").strip()
 
 
-def _check_complete(dataset: Dataset) -> None:
-    """Refuse a data set whose elements promise more bytes than were received."""
+def _check_complete(dataset: Dataset, *, explicit_vr: bool) -> None:
+    """Refuse bytes that are not elements, or elements that promise more than was received."""
     for tag in list(dataset.keys()):
         element = dataset.get_item(tag)
         if not isinstance(element, RawDataElement):
             continue
+        if explicit_vr and element.VR not in _VALID_VRS:
+            raise InvalidInstanceError(
+                StoreStatus.CANNOT_DECODE,
+                f"element {tag} has no valid value representation ({element.VR!r}): "
+                "the data set is not DICOM, or not in the negotiated transfer syntax",
+            )
         length = element.length
         value = element.value
         if length == _UNDEFINED_LENGTH or value is None:
@@ -241,6 +262,8 @@ def _check_pixel_data(dataset: Dataset, *, sop_class_uid: str, transfer_syntax_u
 
 
 def _native_pixel_bytes(dataset: Dataset) -> int | None:
+    """Bytes the native Pixel Data must hold (PS3.5 section 8), e.g. 2 per pixel for
+    YBR_FULL_422."""
     try:
         rows = int(dataset.Rows)
         columns = int(dataset.Columns)
@@ -258,5 +281,7 @@ def _native_pixel_bytes(dataset: Dataset) -> int | None:
             f"image size {rows}x{columns}, {bits} bits, {samples} samples, {frames} frames "
             "is not valid",
         )
-    total_bits = rows * columns * samples * frames * bits
-    return (total_bits + 7) // 8
+    try:
+        return int(get_expected_length(dataset, unit="bytes"))
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None

@@ -84,6 +84,11 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         for worker in workers:
             worker.start()
         server.run()
+        if not server.started:
+            raise OSError(
+                f"the HTTP API could not listen on {settings.http_host}:{settings.http_port} "
+                "(is the port in use?)"
+            )
     finally:
         stop.set()
         listener.stop()
@@ -94,7 +99,8 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _log.info("Soi stopped")
-        echo("Stopped.")
+        if server.started:
+            echo("Stopped.")
 
 
 def _absorb(signum: int, frame: object) -> None:

@@ -8,11 +8,11 @@ import numpy as np
 from pydicom import Dataset
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 __all__ = ["make_cr", "pydicom_file", "write_dataset"]
 
-CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+CR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1")
 
 
 def pydicom_file(name: str) -> Path:

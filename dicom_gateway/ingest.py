@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import structlog
 from pydicom import Dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from dicom_gateway.errors import InvalidInstanceError
 from dicom_gateway.identifiers import IdentifierPolicy, patient_record_from_dataset
@@ -23,6 +24,7 @@ from store import (
     AuditOutcome,
     Database,
     FileStoreError,
+    GroupCommitter,
     IndexOutcome,
     InstanceFileStore,
     InstanceRecord,
@@ -109,6 +111,7 @@ class Ingestor:
         self.files = files
         self.router = router
         self.identifier_policy = identifier_policy or IdentifierPolicy()
+        self.committer = GroupCommitter(database)
 
     def store(
         self,
@@ -150,8 +153,11 @@ class Ingestor:
 
         try:
             self.files.check_space(parsed.size)
+            # The folder entry is flushed by the group commit, with the index entry.
             stored = self.files.write(
-                parsed.sop_instance_uid, (parsed.preamble_and_meta, parsed.encoded_dataset)
+                parsed.sop_instance_uid,
+                (parsed.preamble_and_meta, parsed.encoded_dataset),
+                sync_dir=False,
             )
         except InsufficientStorageError as exc:
             return self._refuse(
@@ -185,36 +191,40 @@ class Ingestor:
     def _index(
         self, record: InstanceRecord, stored: StoredFile, parsed: ParsedInstance, source: Source
     ) -> IndexOutcome:
-        """Index and audit in one transaction.
+        """Index and audit in one transaction (shared with concurrent senders' instances).
 
         A concurrent writer indexing the same instance, study or series first makes the
         transaction fail on a unique constraint; it is then run once more and finds the
         rows that are there now.
         """
+
+        def work(session: Session) -> IndexOutcome:
+            outcome = index_instance(session, record, stored)
+            if outcome.created:
+                record_event(
+                    session,
+                    actor=source.ae_title,
+                    actor_kind="dicom-peer",
+                    action=f"{source.protocol}.store",
+                    outcome=AuditOutcome.SUCCESS,
+                    source_address=source.address,
+                    facility_id=source.facility_id,
+                    patient_id=outcome.patient_id,
+                    study_instance_uid=parsed.study_instance_uid,
+                    sop_instance_uid=parsed.sop_instance_uid,
+                    detail={
+                        "sop_class_uid": parsed.sop_class_uid,
+                        "transfer_syntax_uid": parsed.transfer_syntax_uid,
+                        "bytes": stored.size,
+                        "pipelines": list(record.pipelines),
+                    },
+                )
+            return outcome
+
+        sync_dirs = [stored.folder] if stored.folder is not None else []
         for attempt in range(2):
             try:
-                with self.database.write() as session:
-                    outcome = index_instance(session, record, stored)
-                    if outcome.created:
-                        record_event(
-                            session,
-                            actor=source.ae_title,
-                            actor_kind="dicom-peer",
-                            action=f"{source.protocol}.store",
-                            outcome=AuditOutcome.SUCCESS,
-                            source_address=source.address,
-                            facility_id=source.facility_id,
-                            patient_id=outcome.patient_id,
-                            study_instance_uid=parsed.study_instance_uid,
-                            sop_instance_uid=parsed.sop_instance_uid,
-                            detail={
-                                "sop_class_uid": parsed.sop_class_uid,
-                                "transfer_syntax_uid": parsed.transfer_syntax_uid,
-                                "bytes": stored.size,
-                                "pipelines": list(record.pipelines),
-                            },
-                        )
-                return outcome
+                return self.committer.run(work, sync_dirs=sync_dirs)
             except IntegrityError:
                 if attempt:
                     raise

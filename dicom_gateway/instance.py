@@ -5,16 +5,18 @@ from __future__ import annotations
 import io
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
 from dicom_gateway.errors import InvalidInstanceError
@@ -28,6 +30,7 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float Pixel Data
 _IMPLEMENTATION_VERSION = "SOI_010"
 _VALID_VRS = frozenset(vr.value for vr in VR)
+_DEFER_BYTES = 1 << 20
 
 
 def valid_uid(uid: str) -> bool:
@@ -37,7 +40,11 @@ def valid_uid(uid: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ParsedInstance:
-    """A received data set that passed the checks, with the bytes to keep on disk."""
+    """A received data set that passed the checks, with the bytes to keep on disk.
+
+    ``dataset`` holds the header: values over 1 MiB (the pixel data) are not loaded
+    from it; read the kept file for those.
+    """
 
     dataset: Dataset
     sop_class_uid: str
@@ -117,38 +124,12 @@ def parse_instance(
         transfer_syntax_uid=transfer_syntax_uid,
         source_ae=source_ae,
     )
-    buffer = io.BytesIO(preamble_and_meta + encoded_dataset)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dataset = dcmread(buffer, defer_size=None)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise InvalidInstanceError(
-            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {exc}"
-        ) from exc
-    except Exception as exc:
-        raise InvalidInstanceError(
-            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {type(exc).__name__}"
-        ) from exc
     syntax = UID(transfer_syntax_uid)
-    implicit, little = dataset.original_encoding
-    if implicit is not None and (implicit, little) != (
-        syntax.is_implicit_VR,
-        syntax.is_little_endian,
-    ):
-        found = "implicit" if implicit else "explicit"
-        raise InvalidInstanceError(
-            StoreStatus.CANNOT_DECODE,
-            f"the data set is not encoded in the negotiated transfer syntax "
-            f"{syntax.name}: it reads as {found} VR (or is not DICOM at all)",
-        )
-    _check_complete(dataset, explicit_vr=not syntax.is_implicit_VR)
-    if buffer.tell() != len(buffer.getbuffer()):
-        raise InvalidInstanceError(
-            StoreStatus.CANNOT_DECODE,
-            f"decoding stopped {len(buffer.getbuffer()) - buffer.tell()} bytes before the end: "
-            "the data set is truncated or malformed",
-        )
+    body = (
+        _inflate(encoded_dataset) if syntax == DeflatedExplicitVRLittleEndian else encoded_dataset
+    )
+    dataset = _read_header(body, syntax)
+    _check_complete(dataset, body, explicit_vr=not syntax.is_implicit_VR)
 
     sop_class_uid = _text(dataset, 0x00080016)
     sop_instance_uid = _text(dataset, 0x00080018)
@@ -182,9 +163,7 @@ def parse_instance(
             f"{affected_sop_instance_uid}",
         )
     if is_image_storage(sop_class_uid):
-        _check_pixel_data(
-            dataset, sop_class_uid=sop_class_uid, transfer_syntax_uid=transfer_syntax_uid
-        )
+        _check_pixel_data(dataset, body, sop_class_uid=sop_class_uid, syntax=syntax)
     return ParsedInstance(
         dataset=dataset,
         sop_class_uid=sop_class_uid,
@@ -206,10 +185,46 @@ def _text(dataset: Dataset, tag: int) -> str:
     return str(value).strip().rstrip("\x00").strip()
 
 
-def _check_complete(dataset: Dataset, *, explicit_vr: bool) -> None:
+def _inflate(encoded_dataset: bytes) -> bytes:
+    try:
+        return zlib.decompress(encoded_dataset, -zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE, f"the deflated data set does not inflate: {exc}"
+        ) from None
+
+
+def _read_header(body: bytes, syntax: UID) -> Dataset:
+    """Read the data set's elements; values over 1 MiB (pixel data) stay unread in ``body``."""
+    buffer = io.BytesIO(body)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = read_dataset(
+                buffer, syntax.is_implicit_VR, syntax.is_little_endian, defer_size=_DEFER_BYTES
+            )
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE, f"the data set cannot be decoded: {type(exc).__name__}"
+        ) from exc
+    position = buffer.tell()
+    if position < len(body):
+        raise InvalidInstanceError(
+            StoreStatus.CANNOT_DECODE,
+            f"decoding stopped {len(body) - position} bytes before the end: the data set is "
+            "malformed",
+        )
+    return dataset
+
+
+def _check_complete(dataset: Dataset, body: bytes, *, explicit_vr: bool) -> None:
     """Refuse bytes that are not elements, or elements that promise more than was received."""
     for tag in list(dataset.keys()):
-        element = dataset.get_item(tag)
+        element = dataset.get_item(tag, keep_deferred=True)
         if not isinstance(element, RawDataElement):
             continue
         if explicit_vr and element.VR not in _VALID_VRS:
@@ -219,17 +234,21 @@ def _check_complete(dataset: Dataset, *, explicit_vr: bool) -> None:
                 "the data set is not DICOM, or not in the negotiated transfer syntax",
             )
         length = element.length
-        value = element.value
-        if length == _UNDEFINED_LENGTH or value is None:
+        if length == _UNDEFINED_LENGTH:
             continue
-        if len(value) < length:
+        received = (
+            min(length, len(body) - element.value_tell)
+            if element.value is None
+            else len(element.value)
+        )
+        if received < length:
             raise InvalidInstanceError(
                 StoreStatus.TRUNCATED,
-                f"element {tag} declares {length} bytes but only {len(value)} were received",
+                f"element {tag} declares {length} bytes but only {max(received, 0)} were received",
             )
 
 
-def _check_pixel_data(dataset: Dataset, *, sop_class_uid: str, transfer_syntax_uid: str) -> None:
+def _check_pixel_data(dataset: Dataset, body: bytes, *, sop_class_uid: str, syntax: UID) -> None:
     present = [tag for tag in _PIXEL_TAGS if tag in dataset]
     if not present:
         raise InvalidInstanceError(
@@ -237,14 +256,21 @@ def _check_pixel_data(dataset: Dataset, *, sop_class_uid: str, transfer_syntax_u
             f"Pixel Data (7FE0,0010) is missing; {sop_class_name(sop_class_uid)} requires it",
         )
     tag = present[0]
-    element = dataset.get_item(tag)
-    value = element.value if isinstance(element, RawDataElement) else dataset[tag].value
-    if value is None or len(value) == 0:
+    element = dataset.get_item(tag, keep_deferred=True)
+    if isinstance(element, RawDataElement) and element.value is None:
+        start = element.value_tell
+        size = element.length
+        head = body[start : start + 4]
+    else:
+        value = element.value if isinstance(element, RawDataElement) else dataset[tag].value
+        size = 0 if value is None else len(value)
+        head = bytes(value[:4]) if value else b""
+    if size == 0:
         raise InvalidInstanceError(
             StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, "Pixel Data (7FE0,0010) is empty"
         )
-    if UID(transfer_syntax_uid).is_compressed:
-        if not bytes(value[:4]) == b"\xfe\xff\x00\xe0":
+    if syntax.is_compressed:
+        if head != b"\xfe\xff\x00\xe0":
             raise InvalidInstanceError(
                 StoreStatus.CANNOT_DECODE,
                 "compressed Pixel Data does not start with an item (FFFE,E000)",
@@ -253,10 +279,10 @@ def _check_pixel_data(dataset: Dataset, *, sop_class_uid: str, transfer_syntax_u
     if tag != 0x7FE00010:
         return
     expected = _native_pixel_bytes(dataset)
-    if expected is not None and len(value) < expected:
+    if expected is not None and size < expected:
         raise InvalidInstanceError(
             StoreStatus.TRUNCATED,
-            f"Pixel Data holds {len(value)} bytes; Rows, Columns, Samples per Pixel, "
+            f"Pixel Data holds {size} bytes; Rows, Columns, Samples per Pixel, "
             f"Bits Allocated and Number of Frames require {expected}",
         )
 

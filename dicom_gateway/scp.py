@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from pydicom import Dataset
 from pynetdicom import AE, evt
+from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_gateway.access import PeerAccess
@@ -23,6 +24,7 @@ from dicom_gateway.sop_classes import (
     register_storage_classes,
 )
 from dicom_gateway.status import StoreStatus
+from dicom_gateway.transport import BulkReadRequestHandler
 from store import AuditOutcome, record_event
 
 __all__ = ["DicomListener", "DimseConfig"]
@@ -115,9 +117,19 @@ class DicomListener:
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
-        self._server = self.ae.start_server(
-            (self.config.host, self.config.port), block=False, evt_handlers=handlers
+        server = self.ae.make_server(
+            (self.config.host, self.config.port),
+            evt_handlers=handlers,
+            server_class=ThreadedAssociationServer,
+            request_handler=BulkReadRequestHandler,
         )
+        thread = threading.Thread(
+            target=server.serve_forever, name="soi-dimse-listener", daemon=True
+        )
+        thread.start()
+        # As AE.start_server does: the server's shutdown() takes itself off this list.
+        self.ae._servers.append(server)
+        self._server = server
         _log.info(
             "DIMSE listener started",
             ae_title=self.config.ae_title,

@@ -33,7 +33,8 @@ from store.facilities import (
     list_peers,
     remove_peer,
 )
-from store.files import InstanceFileStore, StoredFile
+from store.files import InstanceFileStore, StoredFile, fsync_dir
+from store.group_commit import GroupCommitter
 from store.instances import IndexOutcome, InstanceRecord, index_instance, instance_exists
 from store.jobs import (
     claim_next_job,
@@ -86,6 +87,7 @@ __all__ = [
     "Facility",
     "FileStoreError",
     "Finding",
+    "GroupCommitter",
     "IdentifierKind",
     "IdentifierRecord",
     "IndexOutcome",
@@ -117,6 +119,7 @@ __all__ = [
     "ensure_job",
     "find_peer",
     "finish_job",
+    "fsync_dir",
     "get_facility",
     "get_study",
     "head_revision",

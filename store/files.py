@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from store.errors import FileStoreError, InsufficientStorageError
 
-__all__ = ["InstanceFileStore", "StoredFile"]
+__all__ = ["InstanceFileStore", "StoredFile", "fsync_dir"]
 
 _TMP_SUFFIX = ".part"
 
@@ -24,6 +25,8 @@ class StoredFile:
     relative_path: str
     size: int
     sha256: str
+    #: The folder whose entry for the file must still be flushed (``sync_dir=False``).
+    folder: Path | None = None
 
 
 class InstanceFileStore:
@@ -48,11 +51,27 @@ class InstanceFileStore:
         self.min_free_bytes = min_free_bytes
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._prepare_fanout()
+
+    def _prepare_fanout(self) -> None:
+        """Create the 256 folders files are spread over, once, durably.
+
+        With the folders in place, keeping an instance costs two flushes (its file and
+        its folder) however many instances came before.
+        """
+        created = False
+        for index in range(256):
+            folder = self.root / f"{index:02x}"
+            if not folder.is_dir():
+                folder.mkdir(exist_ok=True)
+                created = True
+        if created:
+            fsync_dir(self.root)
 
     def relative_path_for(self, sop_instance_uid: str) -> str:
         """Return where the instance with ``sop_instance_uid`` is kept, relative to root."""
         digest = hashlib.sha256(sop_instance_uid.encode("ascii", "replace")).hexdigest()
-        return f"{digest[:2]}/{digest[2:4]}/{digest}.dcm"
+        return f"{digest[:2]}/{digest}.dcm"
 
     def absolute(self, relative_path: str) -> Path:
         """Return the absolute path of a file kept in this store."""
@@ -74,12 +93,20 @@ class InstanceFileStore:
                 f"floor of {self.min_free_bytes} bytes"
             )
 
-    def write(self, sop_instance_uid: str, chunks: Iterable[bytes | memoryview]) -> StoredFile:
+    def write(
+        self,
+        sop_instance_uid: str,
+        chunks: Iterable[bytes | memoryview],
+        *,
+        sync_dir: bool = True,
+    ) -> StoredFile:
         """Write an instance durably and return where it lies.
 
         The bytes go to a temporary file that is fsynced, then renamed into place
         atomically and the folder fsynced, so after a crash the file is either whole
         or absent. A file already present for the same UID is replaced atomically.
+        With ``sync_dir=False`` the folder is not flushed here: the caller must flush
+        ``StoredFile.folder`` (for example in a group commit) before relying on it.
 
         Raises
         ------
@@ -91,13 +118,16 @@ class InstanceFileStore:
         relative = self.relative_path_for(sop_instance_uid)
         final = self.root / relative
         tmp = self._tmp / f"{uuid.uuid4().hex}{_TMP_SUFFIX}"
+        parts = list(chunks)
         digest = hashlib.sha256()
+        # The hash and the write both release the GIL: compute them side by side.
+        hasher = threading.Thread(target=_hash_into, args=(digest, parts), daemon=True)
+        hasher.start()
         size = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
-                for chunk in chunks:
-                    digest.update(chunk)
+                for chunk in parts:
                     view = memoryview(chunk)
                     while view:
                         written = os.write(fd, view)
@@ -108,15 +138,23 @@ class InstanceFileStore:
                 os.close(fd)
             created = _makedirs(final.parent)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            if sync_dir:
+                fsync_dir(final.parent)
             for folder in created:
-                _fsync_dir(folder.parent)
+                fsync_dir(folder.parent)
         except OSError as exc:
+            hasher.join()
             tmp.unlink(missing_ok=True)
             if exc.errno == 28:  # ENOSPC
                 raise InsufficientStorageError(f"disk full while writing: {exc}") from exc
             raise FileStoreError(f"cannot write instance file: {exc}") from exc
-        return StoredFile(relative_path=relative, size=size, sha256=digest.hexdigest())
+        hasher.join()
+        return StoredFile(
+            relative_path=relative,
+            size=size,
+            sha256=digest.hexdigest(),
+            folder=None if sync_dir else final.parent,
+        )
 
     def read(self, relative_path: str) -> bytes:
         """Return the bytes of a stored file."""
@@ -141,6 +179,11 @@ class InstanceFileStore:
         return removed
 
 
+def _hash_into(digest: hashlib._Hash, parts: list[bytes | memoryview]) -> None:
+    for part in parts:
+        digest.update(part)
+
+
 def _makedirs(folder: Path) -> list[Path]:
     """Create ``folder`` and missing parents; return the folders created, outermost first."""
     missing: list[Path] = []
@@ -158,7 +201,8 @@ def _makedirs(folder: Path) -> list[Path]:
     return created
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries to disk."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
-from store._upsert import get_or_create
+from store._upsert import insert_ignore
 from store.enums import Applicability, StudyState
 from store.files import StoredFile
 from store.models import Instance, Series, Study
@@ -77,26 +77,27 @@ def index_instance(
     Indexing the same SOP Instance UID again changes nothing and reports
     ``created=False``. A study that was stable goes back to receiving when a new
     instance arrives, so it is routed again after the next quiet period.
+
+    Written with Core statements rather than ORM objects: this runs once per received
+    instance, under the ingest's write lock.
     """
     now = now or utcnow()
-    existing = session.scalars(
-        select(Instance).where(Instance.sop_instance_uid == record.sop_instance_uid)
+    existing = session.execute(
+        select(Instance.id, Instance.study_id, Study.patient_id)
+        .join(Study, Study.id == Instance.study_id)
+        .where(Instance.sop_instance_uid == record.sop_instance_uid)
     ).one_or_none()
     if existing is not None:
-        study = session.get(Study, existing.study_id)
-        assert study is not None
-        return IndexOutcome(False, existing.id, existing.study_id, study.patient_id)
+        return IndexOutcome(False, existing.id, existing.study_id, existing.patient_id)
 
-    study = session.scalars(
-        select(Study).where(Study.study_instance_uid == record.study_instance_uid)
-    ).one_or_none()
+    study = _locked_study(session, record.study_instance_uid)
     if study is None:
         patient = match_or_create_patient(session, record.patient)
-        study, _ = get_or_create(
+        insert_ignore(
             session,
             Study,
-            {"study_instance_uid": record.study_instance_uid},
             {
+                "study_instance_uid": record.study_instance_uid,
                 "patient_id": patient.id,
                 "facility_id": record.facility_id,
                 "accession_number": record.accession_number[:64],
@@ -104,64 +105,79 @@ def index_instance(
                 "study_time": record.study_time[:16],
                 "study_description": record.study_description[:200],
                 "state": StudyState.RECEIVING,
+                "state_reason": "",
                 "num_instances": 0,
+                "modalities": "",
                 "first_received_at": now,
                 "last_received_at": now,
-                "modalities": "",
-                "state_reason": "",
             },
         )
-    # Lock the study row: concurrent senders of one study update its counters in turn.
-    study = session.scalars(
-        select(Study)
-        .where(Study.id == study.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    series, _ = get_or_create(
-        session,
-        Series,
-        {"series_instance_uid": record.series_instance_uid},
-        {
-            "study_id": study.id,
-            "modality": record.modality[:16],
-            "body_part_examined": record.body_part_examined[:64],
-            "series_number": record.series_number,
-            "series_description": record.series_description[:200],
-            "created_at": now,
-        },
-    )
-    instance = Instance(
-        sop_instance_uid=record.sop_instance_uid,
-        sop_class_uid=record.sop_class_uid,
-        series_id=series.id,
-        study_id=study.id,
-        instance_number=record.instance_number,
-        transfer_syntax_uid=record.transfer_syntax_uid,
-        view_position=record.view_position[:16],
-        image_type=record.image_type[:200],
-        laterality=record.laterality[:16],
-        rows=record.rows,
-        columns=record.columns,
-        number_of_frames=record.number_of_frames,
-        file_path=stored.relative_path,
-        file_size=stored.size,
-        sha256=stored.sha256,
-        applicability=record.applicability,
-        pipelines=list(record.pipelines),
-        source_ae=record.source_ae[:16],
-        source_address=record.source_address[:255],
-        received_at=now,
-    )
-    session.add(instance)
-    study.num_instances += 1
-    study.last_received_at = now
+        study = _locked_study(session, record.study_instance_uid)
+        assert study is not None
+    series_key = {"series_instance_uid": record.series_instance_uid}
+    series_id = session.scalar(select(Series.id).filter_by(**series_key))
+    if series_id is None:
+        insert_ignore(
+            session,
+            Series,
+            {
+                **series_key,
+                "study_id": study.id,
+                "modality": record.modality[:16],
+                "body_part_examined": record.body_part_examined[:64],
+                "series_number": record.series_number,
+                "series_description": record.series_description[:200],
+                "created_at": now,
+            },
+        )
+        series_id = session.scalar(select(Series.id).filter_by(**series_key))
+    instance_id = session.execute(
+        insert(Instance)
+        .values(
+            sop_instance_uid=record.sop_instance_uid,
+            sop_class_uid=record.sop_class_uid,
+            series_id=series_id,
+            study_id=study.id,
+            instance_number=record.instance_number,
+            transfer_syntax_uid=record.transfer_syntax_uid,
+            view_position=record.view_position[:16],
+            image_type=record.image_type[:200],
+            laterality=record.laterality[:16],
+            rows=record.rows,
+            columns=record.columns,
+            number_of_frames=record.number_of_frames,
+            file_path=stored.relative_path,
+            file_size=stored.size,
+            sha256=stored.sha256,
+            applicability=record.applicability,
+            pipelines=list(record.pipelines),
+            source_ae=record.source_ae[:16],
+            source_address=record.source_address[:255],
+            received_at=now,
+        )
+        .returning(Instance.id)
+    ).scalar_one()
+    changes: dict[str, object] = {
+        "num_instances": Study.num_instances + 1,
+        "last_received_at": now,
+    }
     modalities = set(filter(None, study.modalities.split("\\")))
     if record.modality and record.modality not in modalities:
         modalities.add(record.modality)
-        study.modalities = "\\".join(sorted(modalities))[:64]
+        changes["modalities"] = "\\".join(sorted(modalities))[:64]
     if study.state == StudyState.STABLE:
-        study.state = StudyState.RECEIVING
-        study.state_reason = "new instance received after the study was stable"
-    session.flush()
-    return IndexOutcome(True, instance.id, study.id, study.patient_id)
+        changes["state"] = StudyState.RECEIVING
+        changes["state_reason"] = "new instance received after the study was stable"
+    session.execute(update(Study).where(Study.id == study.id).values(**changes))
+    return IndexOutcome(True, instance_id, study.id, study.patient_id)
+
+
+def _locked_study(
+    session: Session, study_instance_uid: str
+) -> Row[int, int, StudyState, str] | None:
+    """Read a study's row, locked: concurrent senders of one study update it in turn."""
+    return session.execute(
+        select(Study.id, Study.patient_id, Study.state, Study.modalities)
+        .where(Study.study_instance_uid == study_instance_uid)
+        .with_for_update()
+    ).one_or_none()

@@ -8,6 +8,7 @@ fsynced and renamed into place and the index transaction has committed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pydicom import Dataset
@@ -82,6 +83,20 @@ def _int(dataset: Dataset, keyword: str) -> int | None:
         return None if value in (None, "") else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _audit_store(session: Session, source: Source, outcome: AuditOutcome, **fields: Any) -> None:
+    """Record a store by ``source`` (kept or refused) in the audit log."""
+    record_event(
+        session,
+        actor=source.ae_title,
+        actor_kind="dicom-peer",
+        action=f"{source.protocol}.store",
+        outcome=outcome,
+        source_address=source.address,
+        facility_id=source.facility_id,
+        **fields,
+    )
 
 
 class Ingestor:
@@ -201,14 +216,10 @@ class Ingestor:
         def work(session: Session) -> IndexOutcome:
             outcome = index_instance(session, record, stored)
             if outcome.created:
-                record_event(
+                _audit_store(
                     session,
-                    actor=source.ae_title,
-                    actor_kind="dicom-peer",
-                    action=f"{source.protocol}.store",
-                    outcome=AuditOutcome.SUCCESS,
-                    source_address=source.address,
-                    facility_id=source.facility_id,
+                    source,
+                    AuditOutcome.SUCCESS,
                     patient_id=outcome.patient_id,
                     study_instance_uid=parsed.study_instance_uid,
                     sop_instance_uid=parsed.sop_instance_uid,
@@ -300,14 +311,10 @@ class Ingestor:
         )
         try:
             with self.database.write() as session:
-                record_event(
+                _audit_store(
                     session,
-                    actor=source.ae_title,
-                    actor_kind="dicom-peer",
-                    action=f"{source.protocol}.store",
-                    outcome=AuditOutcome.REFUSED,
-                    source_address=source.address,
-                    facility_id=source.facility_id,
+                    source,
+                    AuditOutcome.REFUSED,
                     sop_instance_uid=sop_instance_uid[:64],
                     detail={"status": f"0x{status:04X}", "reason": comment[:1000]},
                 )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from soi.runtime import open_database
 from soi.settings import Settings, load_settings
+from store import Database
 
-__all__ = ["ConfigOpt", "DataDirOpt", "DatabaseUrlOpt", "fail", "settings_or_exit"]
+__all__ = [
+    "ConfigOpt",
+    "DataDirOpt",
+    "DatabaseUrlOpt",
+    "cli_database",
+    "fail",
+    "settings_or_exit",
+]
 
 ConfigOpt = Annotated[
     Path | None,
@@ -40,6 +51,18 @@ def fail(message: str) -> typer.Exit:
     """Print ``message`` to stderr and return the exit to raise."""
     typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=1)
+
+
+@contextmanager
+def cli_database(
+    config: Path | None, *, data_dir: Path | None, database_url: str | None
+) -> Iterator[Database]:
+    """Open the configured database (migrated) for one command, and close it after."""
+    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:

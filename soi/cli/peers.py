@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
-from soi.runtime import open_database
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database, fail
 from store import (
     DuplicateError,
     NotFoundError,
@@ -38,21 +37,18 @@ def add(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Allow an AE title calling from an address to send for a facility."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    try:
-        with database.write() as session:
-            peer = add_peer(
-                session, name=name, ae_title=ae, host=host, facility_code=facility, port=port
-            )
-            summary = f"{peer.name}: AE {peer.ae_title} from {peer.host} for {facility}"
-    except NotFoundError as exc:
-        raise fail(
-            f"{exc}; add it first with `soi facilities add {facility} --name NAME`"
-        ) from None
-    except (DuplicateError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    finally:
-        database.dispose()
+    with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
+        try:
+            with database.write() as session:
+                peer = add_peer(
+                    session, name=name, ae_title=ae, host=host, facility_code=facility, port=port
+                )
+                summary = f"{peer.name}: AE {peer.ae_title} from {peer.host} for {facility}"
+        except NotFoundError as exc:
+            hint = f"add it first with `soi facilities add {facility} --name NAME`"
+            raise fail(f"{exc}; {hint}") from None
+        except (DuplicateError, ValueError) as exc:
+            raise fail(str(exc)) from None
     typer.echo(f"Peer added: {summary}")
 
 
@@ -61,15 +57,16 @@ def list_(
     config: ConfigOpt = None, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """List the peers allowed to send."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    with database.read() as session:
+    table = Table("Name", "AE title", "Host", "Port", "Facility")
+    with (
+        cli_database(config, data_dir=data_dir, database_url=database_url) as database,
+        database.read() as session,
+    ):
         peers = list_peers(session)
-        table = Table("Name", "AE title", "Host", "Port", "Facility")
         for peer in peers:
             table.add_row(
                 peer.name, peer.ae_title, peer.host, str(peer.port or ""), peer.facility.code
             )
-    database.dispose()
     if not peers:
         typer.echo("No peer registered: only the loopback address (this box) may send.")
         return
@@ -84,14 +81,12 @@ def remove(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Stop accepting a peer."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    try:
-        with database.write() as session:
-            remove_peer(session, name)
-    except NotFoundError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        database.dispose()
+    with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
+        try:
+            with database.write() as session:
+                remove_peer(session, name)
+        except NotFoundError as exc:
+            raise fail(str(exc)) from None
     typer.echo(f"Peer removed: {name}")
 
 
@@ -105,14 +100,12 @@ def facilities_add(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Add a facility."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    try:
-        with database.write() as session:
-            add_facility(session, code=code, name=name, kind=kind)
-    except (DuplicateError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    finally:
-        database.dispose()
+    with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
+        try:
+            with database.write() as session:
+                add_facility(session, code=code, name=name, kind=kind)
+        except (DuplicateError, ValueError) as exc:
+            raise fail(str(exc)) from None
     typer.echo(f"Facility added: {code} ({name})")
 
 
@@ -121,10 +114,11 @@ def facilities_list(
     config: ConfigOpt = None, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None
 ) -> None:
     """List facilities."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    with database.read() as session:
-        table = Table("Code", "Name", "Kind")
+    table = Table("Code", "Name", "Kind")
+    with (
+        cli_database(config, data_dir=data_dir, database_url=database_url) as database,
+        database.read() as session,
+    ):
         for facility in list_facilities(session):
             table.add_row(facility.code, facility.name, facility.kind)
-    database.dispose()
     Console(width=120).print(table)

@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_or_exit
-from soi.runtime import open_database
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database
 from soi.services import list_study_page
 
 __all__ = ["studies_command"]
@@ -22,9 +21,8 @@ def studies_command(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """List studies received, most recent first, with their state and jobs."""
-    database = open_database(settings_or_exit(config, data_dir=data_dir, database_url=database_url))
-    page = list_study_page(database, limit=limit, offset=0)
-    database.dispose()
+    with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
+        page = list_study_page(database, limit=limit, offset=0)
     if not page.items:
         typer.echo("No study received yet.")
         return

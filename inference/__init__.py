@@ -5,6 +5,29 @@ Depends on :mod:`store` and :mod:`models`. No pipeline is built into this versio
 with that reason until one is.
 """
 
+from inference.errors import InferenceError, PixelDataError
 from inference.pipelines import available_pipelines
+from inference.pixels import (
+    DisplayImage,
+    InputSpec,
+    Interpolation,
+    Prepared,
+    display_array,
+    prepare,
+    read_dataset,
+    to_grey,
+)
 
-__all__ = ["available_pipelines"]
+__all__ = [
+    "DisplayImage",
+    "InferenceError",
+    "InputSpec",
+    "Interpolation",
+    "PixelDataError",
+    "Prepared",
+    "available_pipelines",
+    "display_array",
+    "prepare",
+    "read_dataset",
+    "to_grey",
+]

@@ -63,6 +63,13 @@ from store.models import (
     User,
 )
 from store.patients import IdentifierRecord, PatientRecord, match_or_create_patient
+from store.results import (
+    FindingRecord,
+    ResultReason,
+    list_results,
+    record_result,
+    result_reason,
+)
 from store.studies import (
     count_studies,
     get_study,
@@ -87,6 +94,7 @@ __all__ = [
     "Facility",
     "FileStoreError",
     "Finding",
+    "FindingRecord",
     "GroupCommitter",
     "IdentifierKind",
     "IdentifierRecord",
@@ -102,6 +110,7 @@ __all__ = [
     "PatientIdentifier",
     "PatientRecord",
     "Result",
+    "ResultReason",
     "ResultState",
     "Series",
     "StoreError",
@@ -129,14 +138,17 @@ __all__ = [
     "list_facilities",
     "list_jobs",
     "list_peers",
+    "list_results",
     "list_studies",
     "mark_stable",
     "match_or_create_patient",
     "quiet_studies",
     "record_event",
+    "record_result",
     "recover_stale_jobs",
     "release_waiting_jobs",
     "remove_peer",
+    "result_reason",
     "sqlite_url",
     "study_pipelines",
     "upgrade",

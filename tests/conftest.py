@@ -48,26 +48,33 @@ def postgres_admin() -> Iterator[str]:
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
     yield PG_ADMIN_URL
+    # Sweep what a test could not drop itself (one transaction per schema: dropping many
+    # schemas at once exhausts the server's lock table).
     engine = create_engine(PG_ADMIN_URL)
-    with engine.begin() as connection:
-        schemas = connection.execute(
-            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-            {"p": f"soi_test_{RUN_ID}_%"},
-        ).scalars()
-        for schema in list(schemas):
+    with engine.connect() as connection:
+        schemas = list(
+            connection.execute(
+                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                {"p": f"soi_test_{RUN_ID}_%"},
+            ).scalars()
+        )
+    for schema in schemas:
+        with engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
 
 
 @pytest.fixture
-def postgres_url(postgres_admin: str) -> str:
-    """A URL whose connections use a fresh, empty schema of this test run."""
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """A URL whose connections use a fresh, empty schema of this test run, dropped after."""
     schema = f"soi_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
     engine = create_engine(postgres_admin)
     with engine.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{postgres_admin}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
-    return f"{postgres_admin}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

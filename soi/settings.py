@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["SHIPPED_MODELS_DIR", "Settings", "load_settings"]
+
+#: The model registry shipped inside the ``models`` package.
+SHIPPED_MODELS_DIR = Path(str(resources.files("models") / "registry"))
 
 _MIB = 1024 * 1024
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_gateway import GatewayError
 from soi import __version__
-from soi.cli import db, dicom, peers, studies
+from soi.cli import ai, db, dicom, peers, studies
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
 from soi.logs import configure_logging
 from soi.server import serve as run_server
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.add_typer(peers.app, name="peers")
 app.add_typer(peers.facilities_app, name="facilities")
 app.add_typer(db.app, name="db")
+app.add_typer(ai.train_app, name="train")
+app.command("infer")(ai.infer_command)
 app.command("echo")(dicom.echo_command)
 app.command("send")(dicom.send_command)
 app.command("studies")(studies.studies_command)

@@ -1,0 +1,115 @@
+"""Running the chest X-ray pipeline on local files, without a server (``soi infer``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicom_gateway import collect_files
+from inference import CxrAnalysis, CxrPipeline, PixelDataError, read_dataset
+from inference.explain import render_overlay, save_heatmap
+from inference.pixels import display_array, to_grey
+from models import ModelRegistry
+
+__all__ = ["InferredInstance", "InferredStudy", "infer_files"]
+
+
+@dataclass
+class InferredInstance:
+    """One file's analysis and where its heatmaps were written."""
+
+    path: Path
+    sop_instance_uid: str
+    analysis: CxrAnalysis | None
+    error: str = ""
+    heatmap_files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values: the analysis plus the heatmap files per finding."""
+        body: dict[str, Any] = {"path": str(self.path), "sop_instance_uid": self.sop_instance_uid}
+        if self.analysis is None:
+            body.update({"state": "failed", "reason_en": self.error, "reason_vi": self.error})
+            return body
+        body.update(self.analysis.to_json())
+        for finding in body.get("findings", []):
+            finding["heatmap"] = self.heatmap_files.get(finding["key"])
+        return body
+
+
+@dataclass
+class InferredStudy:
+    """The instances of one study, as ``soi infer --json`` prints them."""
+
+    study_instance_uid: str
+    instances: list[InferredInstance]
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object per study."""
+        return {
+            "study_instance_uid": self.study_instance_uid,
+            "instances": [instance.to_json() for instance in self.instances],
+        }
+
+
+def infer_files(
+    paths: Sequence[Path],
+    *,
+    registry_root: Path,
+    heatmap_dir: Path,
+    model_name: str = "cxr",
+    version: str | None = None,
+    threads: int = 2,
+) -> list[InferredStudy]:
+    """Analyse DICOM files (and folders of them) with a registered model.
+
+    Raises
+    ------
+    models.ModelError
+        No such model or version in the registry, or its files do not verify.
+    """
+    model = ModelRegistry(registry_root).get(model_name, version)
+    pipeline = CxrPipeline(model, threads=threads)
+    studies: dict[str, list[InferredInstance]] = {}
+    try:
+        for path in collect_files(paths):
+            instance, study_uid = _infer_one(pipeline, path, heatmap_dir)
+            studies.setdefault(study_uid, []).append(instance)
+    finally:
+        pipeline.close()
+    return [InferredStudy(uid, items) for uid, items in studies.items()]
+
+
+def _infer_one(
+    pipeline: CxrPipeline, path: Path, heatmap_dir: Path
+) -> tuple[InferredInstance, str]:
+    try:
+        dataset = read_dataset(path)
+    except PixelDataError as exc:
+        return InferredInstance(path, "", None, error=exc.reason), ""
+    uid = str(dataset.get("SOPInstanceUID", ""))
+    analysis = pipeline.analyse(dataset)
+    instance = InferredInstance(path, uid, analysis)
+    if analysis.heatmaps:
+        folder = heatmap_dir / (uid or path.stem)
+        instance.heatmap_files = _write_heatmaps(dataset, analysis, folder)
+    return instance, str(dataset.get("StudyInstanceUID", ""))
+
+
+def _write_heatmaps(dataset: Any, analysis: CxrAnalysis, folder: Path) -> dict[str, dict[str, str]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    grey = to_grey(display_array(dataset)).array
+    written: dict[str, dict[str, str]] = {}
+    by_key = {finding.key: finding for finding in analysis.findings}
+    for key, heatmap in analysis.heatmaps.items():
+        finding = by_key[key]
+        label = (
+            f"AI — preliminary · {finding.display_en} {finding.probability:.2f} · "
+            f"{finding.display_vi} — sơ bộ"
+        )
+        png = folder / f"{key}.png"
+        render_overlay(grey, heatmap, label=label).save(png)
+        npy = save_heatmap(folder / f"{key}.npy", heatmap)
+        written[key] = {"overlay": str(png), "array": str(npy)}
+    return written

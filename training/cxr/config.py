@@ -68,7 +68,7 @@ class CxrTrainConfig:
     threads:
         PyTorch intra-op threads.
     target_sensitivity:
-        Each label's operating point is the highest threshold reaching it on validation.
+        Each label's operating point reaches it on validation, with margin.
     bootstrap_resamples:
         Resamples of the 95 % percentile bootstrap intervals.
 

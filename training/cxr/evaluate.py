@@ -125,9 +125,13 @@ def sensitivity_specificity(
 def operating_threshold(
     labels: NDArray[Any], scores: NDArray[Any], *, sensitivity: float = 0.9
 ) -> float:
-    """The highest threshold whose sensitivity (``score >= threshold``) reaches ``sensitivity``.
+    """A threshold whose sensitivity (``score >= threshold``) reaches ``sensitivity``, with margin.
 
-    The threshold is one of the positive cases' scores.
+    Take the positive case whose score is the lowest that must still count as positive
+    (the ``ceil(sensitivity × positives)``-th highest); the threshold is halfway between its
+    score and the next lower score of any case, so it does not sit on the edge of the
+    positives (a threshold equal to a positive's score loses sensitivity on new data).
+    With no lower score, it is that positive's score.
 
     Raises
     ------
@@ -141,7 +145,11 @@ def operating_threshold(
     if positives.size == 0:
         raise ValueError("`labels` has no positive case to set an operating point on")
     needed = int(np.ceil(sensitivity * positives.size - 1e-9))
-    return float(positives[max(needed, 1) - 1])
+    edge = float(positives[max(needed, 1) - 1])
+    below = s[s < edge]
+    if below.size == 0:
+        return edge
+    return (edge + float(below.max())) / 2.0
 
 
 def bootstrap_interval(

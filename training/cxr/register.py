@@ -83,8 +83,8 @@ def build_manifest(
                 code_meaning=label.concept.snomed_meaning,
                 threshold=min(1.0, max(0.0, metric.threshold)),
                 operating_point_note=(
-                    f"highest threshold reaching sensitivity {metric.target_sensitivity:g} "
-                    "on the synthetic validation split"
+                    f"threshold reaching sensitivity {metric.target_sensitivity:g} on the "
+                    "synthetic validation split, halfway to the next lower score"
                 ),
             )
         )

@@ -59,13 +59,24 @@ class TestAuroc:
 
 
 class TestOperatingPoint:
-    def test_highest_threshold_reaching_sensitivity(self) -> None:
+    def test_threshold_reaches_sensitivity_with_margin(self) -> None:
         labels = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
         scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.05, 0.2, 0.1])
-        # 9 of 10 positives must score >= threshold: the 9th highest positive score
-        assert operating_threshold(labels, scores, sensitivity=0.9) == pytest.approx(0.3)
+        # 9 of 10 positives must score >= threshold: the 9th highest positive scores 0.3,
+        # the next lower score is a negative's 0.2 -> halfway.
+        assert operating_threshold(labels, scores, sensitivity=0.9) == pytest.approx(0.25)
+        # Nothing scores below the lowest positive: its own score.
         assert operating_threshold(labels, scores, sensitivity=1.0) == pytest.approx(0.05)
-        assert operating_threshold(labels, scores, sensitivity=0.1) == pytest.approx(0.95)
+        assert operating_threshold(labels, scores, sensitivity=0.1) == pytest.approx(0.925)
+
+    def test_sensitivity_is_kept_on_the_same_data(self) -> None:
+        rng = np.random.default_rng(3)
+        labels = rng.integers(0, 2, size=300)
+        scores = labels * 0.4 + rng.uniform(size=300) * 0.6
+        for target in (0.8, 0.9, 0.95):
+            threshold = operating_threshold(labels, scores, sensitivity=target)
+            sensitivity, _ = sensitivity_specificity(labels, scores, threshold)
+            assert sensitivity >= target
 
     def test_sensitivity_specificity(self) -> None:
         labels = np.array([1, 1, 0, 0, 0])
@@ -120,13 +131,15 @@ class TestEvaluateLabels:
             target_sensitivity=0.9,
             resamples=50,
         )
-        assert first.threshold == pytest.approx(0.6)
-        assert first.sensitivity.value == pytest.approx(0.5)  # 0.7 >= 0.6, 0.5 < 0.6
-        assert first.specificity.value == pytest.approx(0.5)  # 0.65 >= 0.6, 0.2 < 0.6
+        # edge positive 0.6, next lower validation score 0.4 -> 0.5
+        assert first.threshold == pytest.approx(0.5)
+        assert first.sensitivity.value == pytest.approx(1.0)  # 0.7 and 0.5 >= 0.5
+        assert first.specificity.value == pytest.approx(0.5)  # 0.65 >= 0.5, 0.2 < 0.5
         assert first.auroc.value == pytest.approx(0.75)
         assert (first.positives, first.negatives) == (2, 2)
         # the unknown label (nan) is left out: 3 known test cases for "b"
-        assert second.threshold == pytest.approx(0.7)
+        # edge positive 0.7, next lower known validation score 0.3 -> 0.5
+        assert second.threshold == pytest.approx(0.5)
         assert (second.positives, second.negatives) == (1, 2)
         assert second.sensitivity.value == pytest.approx(1.0)
         assert second.specificity.value == pytest.approx(0.5)

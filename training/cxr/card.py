@@ -91,8 +91,9 @@ layer) that scores five findings on a frontal chest radiograph, in this output o
 The operating point of each finding is a threshold (on the sigmoid probability) that
 reaches sensitivity {config.target_sensitivity:g} on the **validation** split, set halfway
 between the lowest positive it must keep and the next lower score; sensitivity and
-specificity are then measured at that threshold on the **test** split. Intervals are 95 % percentile bootstrap intervals over test cases
-({config.bootstrap_resamples} resamples, seeded). These figures describe performance on
+specificity are then measured at that threshold on the **test** split. Intervals are
+95 % percentile bootstrap intervals over test cases ({config.bootstrap_resamples}
+resamples, seeded). These figures describe performance on
 phantoms only and say nothing about real radiographs.
 
 {_HEADER}

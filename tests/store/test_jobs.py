@@ -6,46 +6,20 @@ import threading
 from datetime import timedelta
 
 from store import (
-    Applicability,
     Database,
-    IdentifierKind,
-    IdentifierRecord,
-    InstanceRecord,
     JobState,
-    PatientRecord,
-    StoredFile,
     claim_next_job,
     ensure_job,
-    get_facility,
-    index_instance,
     list_jobs,
     recover_stale_jobs,
     release_waiting_jobs,
     utcnow,
 )
+from tests.support.store import index_cxr_study
 
 
 def _study(database: Database, uid: str) -> int:
-    with database.write() as session:
-        facility = get_facility(session, "LOCAL")
-        outcome = index_instance(
-            session,
-            InstanceRecord(
-                sop_instance_uid=f"{uid}.1",
-                sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
-                transfer_syntax_uid="1.2.840.10008.1.2.1",
-                series_instance_uid=f"{uid}.0",
-                study_instance_uid=uid,
-                patient=PatientRecord(
-                    (IdentifierRecord(IdentifierKind.MRN, "urn:soi:mrn:LOCAL", uid),)
-                ),
-                facility_id=facility.id,
-                applicability=Applicability.APPLICABLE,
-                pipelines=("cxr",),
-            ),
-            StoredFile(relative_path=f"x/{uid}.dcm", size=1, sha256="0" * 64),
-        )
-    return outcome.study_id
+    return index_cxr_study(database, uid)
 
 
 class TestEnsureJob:

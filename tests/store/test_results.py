@@ -5,23 +5,16 @@ from __future__ import annotations
 import pytest
 
 from store import (
-    Applicability,
     Database,
     FindingRecord,
-    IdentifierKind,
-    IdentifierRecord,
-    InstanceRecord,
-    PatientRecord,
     ResultReason,
     ResultState,
-    StoredFile,
     ensure_job,
-    get_facility,
-    index_instance,
     list_results,
     record_result,
     result_reason,
 )
+from tests.support.store import index_cxr_study
 
 REASON = ResultReason(
     en="the image is not a frontal chest radiograph (lateral view)",
@@ -30,33 +23,16 @@ REASON = ResultReason(
 
 
 def _study_and_job(database: Database, uid: str) -> tuple[int, int]:
+    study_id = index_cxr_study(database, uid)
     with database.write() as session:
-        facility = get_facility(session, "LOCAL")
-        outcome = index_instance(
-            session,
-            InstanceRecord(
-                sop_instance_uid=f"{uid}.1",
-                sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
-                transfer_syntax_uid="1.2.840.10008.1.2.1",
-                series_instance_uid=f"{uid}.0",
-                study_instance_uid=uid,
-                patient=PatientRecord(
-                    (IdentifierRecord(IdentifierKind.MRN, "urn:soi:mrn:LOCAL", uid),)
-                ),
-                facility_id=facility.id,
-                applicability=Applicability.APPLICABLE,
-                pipelines=("cxr",),
-            ),
-            StoredFile(relative_path=f"x/{uid}.dcm", size=1, sha256="0" * 64),
-        )
         job = ensure_job(
             session,
-            study_id=outcome.study_id,
+            study_id=study_id,
             pipeline="cxr",
             instance_uids=[f"{uid}.1"],
             available=True,
         )
-        return outcome.study_id, job.id
+        return study_id, job.id
 
 
 def _findings() -> list[FindingRecord]:

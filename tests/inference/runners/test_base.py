@@ -12,7 +12,6 @@ import pytest
 
 from inference.runners import (
     RunnerInputError,
-    RunnerUnavailable,
     available_backends,
     check_input,
     make_runner,
@@ -47,13 +46,6 @@ class TestBackendRegistry:
         runner = make_runner("onnx", build_tiny_cnn(tmp_path / "m.onnx"), threads=2, max_batch=4)
         assert isinstance(runner, OnnxRunner)
         assert runner.max_batch == 4
-
-    @pytest.mark.skipif(TORCH_INSTALLED, reason="PyTorch is installed here")
-    def test_make_torch_runner_unavailable(self, tmp_path: Path) -> None:
-        with pytest.raises(RunnerUnavailable) as info:
-            make_runner("torch", tmp_path / "model.pt")
-        assert info.value.backend == "torch"
-        assert "pip install -e '.[train]'" in str(info.value)
 
     def test_import_needs_no_torch(self) -> None:
         code = (

@@ -12,6 +12,7 @@ from store.enums import (
     IdentifierKind,
     JobState,
     ResultState,
+    ResultStatus,
     StudyState,
     UserRole,
 )
@@ -33,16 +34,18 @@ from store.facilities import (
     list_peers,
     remove_peer,
 )
-from store.files import InstanceFileStore, StoredFile, fsync_dir
+from store.files import InstanceFileStore, ResultFileStore, StoredFile, fsync_dir
 from store.group_commit import GroupCommitter
 from store.instances import IndexOutcome, InstanceRecord, index_instance, instance_exists
 from store.jobs import (
+    LeaseLostError,
     claim_next_job,
     ensure_job,
     finish_job,
     list_jobs,
     recover_stale_jobs,
     release_waiting_jobs,
+    retry_job,
     waiting_reason,
 )
 from store.migrate import current_revision, head_revision, upgrade
@@ -105,13 +108,16 @@ __all__ = [
     "InsufficientStorageError",
     "Job",
     "JobState",
+    "LeaseLostError",
     "NotFoundError",
     "Patient",
     "PatientIdentifier",
     "PatientRecord",
     "Result",
+    "ResultFileStore",
     "ResultReason",
     "ResultState",
+    "ResultStatus",
     "Series",
     "StoreError",
     "StoredFile",
@@ -149,6 +155,7 @@ __all__ = [
     "release_waiting_jobs",
     "remove_peer",
     "result_reason",
+    "retry_job",
     "sqlite_url",
     "study_pipelines",
     "upgrade",

@@ -52,6 +52,7 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+    UNGRADABLE = "ungradable"
     FAILED = "failed"
 
 
@@ -61,6 +62,18 @@ class ResultState(StrEnum):
     COMPLETE = "complete"
     UNGRADABLE = "ungradable"
     FAILED = "failed"
+
+
+class ResultStatus(StrEnum):
+    """Who stands behind a result (the FHIR ``DiagnosticReport.status`` values).
+
+    Every AI result is ``preliminary`` until a clinician signs it (``final``); a
+    signed result edited later is ``amended``.
+    """
+
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    AMENDED = "amended"
 
 
 class DeliveryState(StrEnum):

@@ -1,4 +1,4 @@
-"""Durable instance files: temporary file, fsync, atomic rename, fsync of the folder."""
+"""Durable files (instances, result files): temporary file, fsync, atomic rename, folder fsync."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from store.errors import FileStoreError, InsufficientStorageError
 
-__all__ = ["InstanceFileStore", "StoredFile", "fsync_dir"]
+__all__ = ["InstanceFileStore", "ResultFileStore", "StoredFile", "fsync_dir"]
 
 _TMP_SUFFIX = ".part"
 
@@ -208,3 +208,59 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class ResultFileStore:
+    """Files that belong to results (heatmap arrays, overlay pictures) under ``root``.
+
+    Written like instances: to a temporary file that is fsynced, renamed into place
+    and its folder flushed, so a file a committed result names is whole after a crash.
+    Paths are kept relative to ``root`` in the database.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def absolute(self, relative_path: str) -> Path:
+        """The absolute path of a relative result file path, refusing paths that leave root."""
+        path = (self.root / relative_path).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise FileStoreError(f"{relative_path!r} is not inside the result file store")
+        return path
+
+    def write(self, relative_path: str, data: bytes) -> Path:
+        """Write ``data`` durably at ``relative_path`` and return the absolute path.
+
+        Raises
+        ------
+        InsufficientStorageError
+            The disk is full.
+        FileStoreError
+            Any other failure; no partial file is left at ``relative_path``.
+        """
+        final = self.absolute(relative_path)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+        try:
+            created = _makedirs(final.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+            for folder in created:
+                fsync_dir(folder.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == 28:  # ENOSPC
+                raise InsufficientStorageError(f"disk full while writing: {exc}") from exc
+            raise FileStoreError(f"cannot write result file {relative_path!r}: {exc}") from exc
+        return final
+
+    def remove_folder(self, relative_folder: str) -> None:
+        """Remove a folder of result files (those of a result that was not committed)."""
+        shutil.rmtree(self.absolute(relative_folder), ignore_errors=True)

@@ -10,16 +10,19 @@ from sqlalchemy.orm import Session
 
 from store._upsert import insert_ignore
 from store.enums import JobState
+from store.errors import StoreError
 from store.models import Job
 from store.types import utcnow
 
 __all__ = [
+    "LeaseLostError",
     "claim_next_job",
     "ensure_job",
     "finish_job",
     "list_jobs",
     "recover_stale_jobs",
     "release_waiting_jobs",
+    "retry_job",
     "waiting_reason",
 ]
 
@@ -100,12 +103,62 @@ def claim_next_job(session: Session, *, pipelines: Collection[str], worker: str)
     return job
 
 
-def finish_job(session: Session, job: Job, *, state: JobState, reason: str = "") -> None:
-    """Record that a claimed job finished (``done``) or gave up (``failed``)."""
-    if state not in (JobState.DONE, JobState.FAILED):
-        raise ValueError(f"`state` must be done or failed, {state!r} is given")
+class LeaseLostError(StoreError):
+    """The job is no longer held by this claim: its lease ran out and it was handed on."""
+
+
+def _held(session: Session, job_id: int, attempt: int) -> Job:
+    """The job, if it is still running under claim ``attempt``; else :class:`LeaseLostError`."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.state is not JobState.RUNNING or job.attempts != attempt:
+        state = "gone" if job is None else f"{job.state.value} (attempt {job.attempts})"
+        raise LeaseLostError(
+            f"job {job_id} is no longer held by attempt {attempt}: it is {state}; "
+            "another worker took it over after the lease ran out"
+        )
+    return job
+
+
+def finish_job(
+    session: Session, job_id: int, *, attempt: int, state: JobState, reason: str = ""
+) -> Job:
+    """Record that claim ``attempt`` of a job finished it: ``done``, ``ungradable`` or ``failed``.
+
+    The claim is a fencing token: a worker whose lease ran out (and whose job another
+    worker claimed again) cannot finish it, so a job is never done twice. The state
+    changes only if the job is still ``running`` under that attempt, inside the
+    caller's transaction, which must also hold what the job produced.
+
+    Raises
+    ------
+    LeaseLostError
+        If the job is no longer running under ``attempt``; roll the transaction back.
+    """
+    if state not in (JobState.DONE, JobState.UNGRADABLE, JobState.FAILED):
+        raise ValueError(f"`state` must be done, ungradable or failed, {state!r} is given")
+    job = _held(session, job_id, attempt)
     job.state = state
     job.state_reason = reason[:500]
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def retry_job(session: Session, job_id: int, *, attempt: int, reason: str) -> Job:
+    """Put a job claimed under ``attempt`` back in the queue after a failure worth retrying.
+
+    Raises
+    ------
+    LeaseLostError
+        If the job is no longer running under ``attempt``.
+    """
+    job = _held(session, job_id, attempt)
+    job.state = JobState.QUEUED
+    job.claimed_by = None
+    job.state_reason = f"retrying after attempt {attempt}: {reason}"[:500]
+    job.updated_at = utcnow()
+    session.flush()
+    return job
 
 
 def release_waiting_jobs(session: Session, available: Collection[str]) -> int:
@@ -120,19 +173,39 @@ def release_waiting_jobs(session: Session, available: Collection[str]) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def recover_stale_jobs(session: Session, *, claimed_before: datetime) -> int:
-    """Put back in the queue running jobs whose worker died before ``claimed_before``."""
+def recover_stale_jobs(
+    session: Session, *, claimed_before: datetime, max_attempts: int | None = None
+) -> int:
+    """Take back running jobs whose worker died before ``claimed_before``; return how many.
+
+    A job is queued again, unless it has already been claimed ``max_attempts`` times (a
+    study that brings down every worker that reads it): then it fails with that reason.
+    """
+    stale = (Job.state == JobState.RUNNING, Job.claimed_at < claimed_before)
+    now = utcnow()
+    given_up = 0
+    if max_attempts is not None:
+        failed = session.execute(
+            update(Job)
+            .where(*stale, Job.attempts >= max_attempts)
+            .values(
+                state=JobState.FAILED,
+                state_reason=(f"gave up: the worker stopped while running it {max_attempts} times"),
+                updated_at=now,
+            )
+        )
+        given_up = int(failed.rowcount)  # type: ignore[attr-defined]
     result = session.execute(
         update(Job)
-        .where(Job.state == JobState.RUNNING, Job.claimed_at < claimed_before)
+        .where(*stale)
         .values(
             state=JobState.QUEUED,
             claimed_by=None,
             state_reason="requeued: the worker that claimed it stopped",
-            updated_at=utcnow(),
+            updated_at=now,
         )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return given_up + int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def list_jobs(session: Session, *, study_id: int | None = None) -> Sequence[Job]:

@@ -32,6 +32,7 @@ from store.enums import (
     IdentifierKind,
     JobState,
     ResultState,
+    ResultStatus,
     StudyState,
     UserRole,
 )
@@ -264,6 +265,10 @@ class Result(Base):
     model_version: Mapped[str] = mapped_column(String(32))
     state: Mapped[ResultState] = mapped_column(enum_column_type(ResultState))
     reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[ResultStatus] = mapped_column(
+        enum_column_type(ResultStatus), default=ResultStatus.PRELIMINARY
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     findings: Mapped[list[Finding]] = relationship(
@@ -285,7 +290,9 @@ class Finding(Base):
     probability: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
     positive: Mapped[bool] = mapped_column(Boolean)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
     heatmap_path: Mapped[str | None] = mapped_column(String(255))
+    overlay_path: Mapped[str | None] = mapped_column(String(255))
 
     result: Mapped[Result] = relationship(back_populates="findings")
 

@@ -8,13 +8,14 @@ back with :func:`result_reason`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from store.enums import ResultState
+from store.enums import ResultState, ResultStatus
 from store.models import Finding, Result
 
 __all__ = ["FindingRecord", "ResultReason", "list_results", "record_result", "result_reason"]
@@ -24,6 +25,7 @@ _CODE_SCHEME_LENGTH = 16
 _CODE_VALUE_LENGTH = 64
 _CODE_MEANING_LENGTH = 200
 _PATH_LENGTH = 255
+_UID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,7 +46,9 @@ class FindingRecord:
     probability: float
     threshold: float | None = None
     positive: bool
+    sop_instance_uid: str | None = None
     heatmap_path: str | None = None
+    overlay_path: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, limit in (
@@ -52,7 +56,9 @@ class FindingRecord:
             ("code_scheme", self.code_scheme, _CODE_SCHEME_LENGTH),
             ("code_value", self.code_value, _CODE_VALUE_LENGTH),
             ("code_meaning", self.code_meaning, _CODE_MEANING_LENGTH),
+            ("sop_instance_uid", self.sop_instance_uid or "", _UID_LENGTH),
             ("heatmap_path", self.heatmap_path or "", _PATH_LENGTH),
+            ("overlay_path", self.overlay_path or "", _PATH_LENGTH),
         ):
             if len(value) > limit:
                 raise ValueError(
@@ -103,6 +109,8 @@ def record_result(
     state: ResultState | str,
     reason: ResultReason | None = None,
     findings: Sequence[FindingRecord] = (),
+    status: ResultStatus | str = ResultStatus.PRELIMINARY,
+    details: Mapping[str, Any] | None = None,
 ) -> Result:
     """Add a result and its findings to the current transaction.
 
@@ -120,6 +128,11 @@ def record_result(
         Why the state is not ``complete``, in both languages.
     findings:
         The findings, in the model's target order.
+    status:
+        ``preliminary`` for every AI result; ``final`` or ``amended`` once signed.
+    details:
+        JSON-ready facts about how the result was reached (e.g. each instance's
+        quality-gate outcomes).
 
     Raises
     ------
@@ -143,6 +156,8 @@ def record_result(
         model_version=model_version,
         state=result_state,
         reason=why.to_text(),
+        status=ResultStatus(status),
+        details=dict(details or {}),
         findings=[
             Finding(
                 label=record.label,
@@ -152,7 +167,9 @@ def record_result(
                 probability=float(record.probability),
                 threshold=None if record.threshold is None else float(record.threshold),
                 positive=record.positive,
+                sop_instance_uid=record.sop_instance_uid,
                 heatmap_path=record.heatmap_path,
+                overlay_path=record.overlay_path,
             )
             for record in findings
         ],

@@ -38,7 +38,9 @@ def train_cxr_command(
     size: Annotated[str, typer.Option(help="tiny (a minute) or shipped (about 15 min).")] = (
         "shipped"
     ),
-    version: Annotated[str, typer.Option(help="Version to register.")] = "0.1.0",
+    version: Annotated[
+        str | None, typer.Option(help="Version to register (default: the configuration's).")
+    ] = None,
 ) -> None:
     """Train the chest X-ray model on Soi's synthetic phantoms and register it."""
     try:
@@ -50,7 +52,9 @@ def train_cxr_command(
     if size not in ("tiny", "shipped"):
         raise fail(f"--size must be tiny or shipped, {size!r} is given")
     make = CxrTrainConfig.tiny if size == "tiny" else CxrTrainConfig.shipped
-    config = dataclasses.replace(make(work_dir, registry_root=registry), version=version)
+    config = make(work_dir, registry_root=registry)
+    if version is not None:
+        config = dataclasses.replace(config, version=version)
     try:
         result = train_cxr(config)
     except (ModelError, ValueError) as exc:

@@ -51,7 +51,8 @@ class TestTrainThenInfer:
         )  # fmt: skip
         assert trained.exit_code == 0, trained.output
         assert "synthetic phantoms only" in trained.output
-        assert (registry / "cxr" / "0.1.0" / "model.onnx").is_file()
+        assert (registry / "cxr" / "0.0.1-tiny" / "model.onnx").is_file()
+        assert (registry / "cxr" / "0.0.1-tiny" / "model.pt").is_file()
 
         rng = np.random.default_rng(5)
         phantom = generate_cxr(rng, findings={CxrFinding.CARDIOMEGALY}, size=512)

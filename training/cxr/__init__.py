@@ -34,7 +34,13 @@ from training.cxr.register import build_manifest, register_model
 
 if TYPE_CHECKING:
     from training.cxr.data import CxrTorchDataset, label_arrays
-    from training.cxr.export import check_parity, export_onnx, save_class_weights
+    from training.cxr.export import (
+        check_parity,
+        check_torchscript_parity,
+        export_onnx,
+        export_torchscript,
+        save_class_weights,
+    )
     from training.cxr.network import CxrNet
     from training.cxr.train import EpochLog, TrainResult, predict, train_cxr
 
@@ -58,8 +64,10 @@ __all__ = [
     "bootstrap_interval",
     "build_manifest",
     "check_parity",
+    "check_torchscript_parity",
     "evaluate_labels",
     "export_onnx",
+    "export_torchscript",
     "label_arrays",
     "model_card",
     "operating_threshold",
@@ -75,7 +83,9 @@ _TORCH_NAMES = {
     "CxrTorchDataset": "training.cxr.data",
     "label_arrays": "training.cxr.data",
     "check_parity": "training.cxr.export",
+    "check_torchscript_parity": "training.cxr.export",
     "export_onnx": "training.cxr.export",
+    "export_torchscript": "training.cxr.export",
     "save_class_weights": "training.cxr.export",
     "CxrNet": "training.cxr.network",
     "EpochLog": "training.cxr.train",

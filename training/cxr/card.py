@@ -77,7 +77,8 @@ layer) that scores five findings on a frontal chest radiograph, in this output o
 {", ".join(m.key for m in metrics)}. The ONNX file (`model.onnx`, opset 17,
 {onnx_size / 1e6:.2f} MB) outputs `logits` and the `features` map before pooling;
 `class_weights.npy` holds the linear layer's weights, so class activation maps are
-`ReLU(Σ_c w_kc · F_c)` without PyTorch.
+`ReLU(Σ_c w_kc · F_c)` without PyTorch. The same network is saved as TorchScript
+(`model.pt`) for the PyTorch runner (GPU serving, Grad-CAM heatmaps).
 
 ## Data
 - Generator: `training.phantoms.write_phantom_dataset`, seed {config.phantom_seed},
@@ -90,8 +91,9 @@ layer) that scores five findings on a frontal chest radiograph, in this output o
 ## Evaluation (held-out synthetic test split)
 The operating point of each finding is a threshold (on the sigmoid probability) that
 reaches sensitivity {config.target_sensitivity:g} on the **validation** split, set halfway
-between the lowest positive it must keep and the next lower score; sensitivity and
-specificity are then measured at that threshold on the **test** split. Intervals are
+between the lowest positive it must keep and the highest negative score below it (the
+widest margin at the same validation specificity); sensitivity and specificity are then
+measured at that threshold on the **test** split. Intervals are
 95 % percentile bootstrap intervals over test cases ({config.bootstrap_resamples}
 resamples, seeded). These figures describe performance on
 phantoms only and say nothing about real radiographs.
@@ -102,7 +104,8 @@ phantoms only and say nothing about real radiographs.
 Best epoch {facts.get("best_epoch", "?")} of {config.epochs} by validation mean AUROC
 ({float(facts.get("validation_mean_auroc", float("nan"))):.4f}). ONNX Runtime reproduces the
 PyTorch outputs on the test images to a maximum absolute difference of
-{float(facts.get("parity_max_abs_diff", float("nan"))):.2e}. Training took
+{float(facts.get("parity_max_abs_diff", float("nan"))):.2e}; the TorchScript file to
+{float(facts.get("torchscript_parity_max_abs_diff", float("nan"))):.2e}. Training took
 {float(facts.get("training_seconds", float("nan"))):.0f} s on {config.threads} CPU threads.
 
 ## Intended use

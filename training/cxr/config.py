@@ -81,7 +81,7 @@ class CxrTrainConfig:
     work_dir: Path
     registry_root: Path | None = None
     model_name: str = "cxr"
-    version: str = "0.1.0"
+    version: str = "0.2.0"
     changelog_note: str = "Trained on Soi's synthetic chest X-ray phantoms."
     count: int = 3000
     phantom_size: int = 256

@@ -129,9 +129,12 @@ def operating_threshold(
 
     Take the positive case whose score is the lowest that must still count as positive
     (the ``ceil(sensitivity × positives)``-th highest); the threshold is halfway between its
-    score and the next lower score of any case, so it does not sit on the edge of the
-    positives (a threshold equal to a positive's score loses sensitivity on new data).
-    With no lower score, it is that positive's score.
+    score and the highest **negative** score below it. Every threshold in that gap has the
+    same specificity on these cases, so the middle of the gap is the one with the most
+    margin on both sides: a threshold that sits on a positive's score loses sensitivity on
+    new data, and positives between the edge and that negative are kept as well.
+    With no negative below, it is halfway between the edge and the lowest score (or the
+    edge itself when nothing scores lower).
 
     Raises
     ------
@@ -146,10 +149,13 @@ def operating_threshold(
         raise ValueError("`labels` has no positive case to set an operating point on")
     needed = int(np.ceil(sensitivity * positives.size - 1e-9))
     edge = float(positives[max(needed, 1) - 1])
+    negatives_below = s[~y & (s < edge)]
+    if negatives_below.size:
+        return (edge + float(negatives_below.max())) / 2.0
     below = s[s < edge]
     if below.size == 0:
         return edge
-    return (edge + float(below.max())) / 2.0
+    return (edge + float(below.min())) / 2.0
 
 
 def bootstrap_interval(

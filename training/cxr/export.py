@@ -2,8 +2,10 @@
 
 The exported graph has one input ``image`` [N, C, size, size] and two outputs,
 ``logits`` [N, targets] and ``features`` [N, C', h, w], with a dynamic batch axis.
-The parity check runs the file with the serving runner
-(:class:`inference.runners.onnx.OnnxRunner`) and compares with PyTorch.
+The same network is also saved as TorchScript for the PyTorch runner (GPU serving and
+Grad-CAM). Parity checks run each file with its serving runner
+(:class:`inference.runners.onnx.OnnxRunner`, :class:`inference.runners.torch.TorchRunner`)
+and compare with the PyTorch model in memory.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from inference.runners.base import Runner
 from inference.runners.onnx import OnnxRunner
+from inference.runners.torch import TorchRunner
 from training.cxr.config import FEATURES_OUTPUT, INPUT_NAME, LOGITS_OUTPUT, ONNX_OPSET
 from training.cxr.errors import ParityError
 from training.cxr.network import CxrNet
@@ -27,7 +31,9 @@ __all__ = [
     "ONNX_OPSET",
     "PARITY_TOLERANCE",
     "check_parity",
+    "check_torchscript_parity",
     "export_onnx",
+    "export_torchscript",
     "save_class_weights",
 ]
 
@@ -68,6 +74,21 @@ def export_onnx(model: CxrNet, path: Path, *, input_size: int, opset: int = ONNX
     return path
 
 
+def export_torchscript(model: CxrNet, path: Path, *, input_size: int) -> Path:
+    """Write ``model`` (in evaluation mode) as a traced TorchScript file at ``path``.
+
+    The traced module takes ``image`` [N, C, size, size] and returns the tuple
+    (``logits``, ``features``), on any device it is loaded to.
+    """
+    model.eval()
+    example = torch.zeros(2, model.config.in_channels, input_size, input_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (example,), check_trace=True)  # type: ignore[no-untyped-call]
+    torch.jit.save(traced, str(path))
+    return path
+
+
 def save_class_weights(model: CxrNet, path: Path) -> Path:
     """Save the last linear layer's weights [targets, C] as float32 ``.npy``."""
     np.save(path, model.class_weights().numpy().astype(np.float32))
@@ -93,10 +114,53 @@ def check_parity(
     ValueError
         If ``images`` is empty.
     """
+    runner = OnnxRunner(onnx_path, threads=torch.get_num_threads(), max_batch=batch_size)
+    return _parity(model, runner, images, "ONNX Runtime", onnx_path, tolerance, batch_size)
+
+
+def check_torchscript_parity(
+    model: CxrNet,
+    script_path: Path,
+    images: NDArray[np.float32],
+    *,
+    tolerance: float = PARITY_TOLERANCE,
+    batch_size: int = 16,
+) -> float:
+    """Largest absolute difference between the model and its TorchScript file on ``images``.
+
+    The file is run on the CPU by the serving runner, as :func:`check_parity` does.
+
+    Raises
+    ------
+    ParityError
+        If the difference exceeds ``tolerance``.
+    ValueError
+        If ``images`` is empty.
+    """
+    runner = TorchRunner(
+        script_path,
+        input_shape=(None, *images.shape[1:]),
+        output_names=(LOGITS_OUTPUT, FEATURES_OUTPUT),
+        threads=torch.get_num_threads(),
+        device="cpu",
+        max_batch=batch_size,
+    )
+    return _parity(model, runner, images, "TorchScript", script_path, tolerance, batch_size)
+
+
+def _parity(
+    model: CxrNet,
+    runner: Runner,
+    images: NDArray[np.float32],
+    what: str,
+    path: Path,
+    tolerance: float,
+    batch_size: int,
+) -> float:
     if len(images) == 0:
+        runner.close()
         raise ValueError("`images` must hold at least one image, none are given")
     model.eval()
-    runner = OnnxRunner(onnx_path, threads=torch.get_num_threads(), max_batch=batch_size)
     worst = 0.0
     try:
         for start in range(0, len(images), batch_size):
@@ -111,7 +175,7 @@ def check_parity(
         runner.close()
     if not worst <= tolerance:
         raise ParityError(
-            f"ONNX Runtime differs from PyTorch by {worst:.3g} on {len(images)} images "
-            f"(tolerance {tolerance:.1g}); {onnx_path} must not be registered"
+            f"{what} differs from PyTorch by {worst:.3g} on {len(images)} images "
+            f"(tolerance {tolerance:.1g}); {path} must not be registered"
         )
     return worst

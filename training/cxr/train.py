@@ -30,7 +30,13 @@ from training.cxr.card import model_card
 from training.cxr.config import CxrTrainConfig
 from training.cxr.data import CxrTorchDataset
 from training.cxr.evaluate import LabelMetrics, auroc, evaluate_labels
-from training.cxr.export import check_parity, export_onnx, save_class_weights
+from training.cxr.export import (
+    check_parity,
+    check_torchscript_parity,
+    export_onnx,
+    export_torchscript,
+    save_class_weights,
+)
 from training.cxr.network import CxrNet
 from training.cxr.register import build_manifest, register_model
 from training.datasets import CxrRecord
@@ -230,6 +236,9 @@ def _run(config: CxrTrainConfig) -> TrainResult:
     onnx_path = export_onnx(model, config.work_dir / "model.onnx", input_size=spec.size)
     parity = check_parity(model, onnx_path, test.images)
     print(f"ONNX parity: max abs difference {parity:.3g}", flush=True)
+    script_path = export_torchscript(model, config.work_dir / "model.pt", input_size=spec.size)
+    script_parity = check_torchscript_parity(model, script_path, test.images)
+    print(f"TorchScript parity: max abs difference {script_parity:.3g}", flush=True)
     weights_path = save_class_weights(model, config.work_dir / "class_weights.npy")
 
     created_at = datetime.now(UTC)
@@ -238,6 +247,7 @@ def _run(config: CxrTrainConfig) -> TrainResult:
         "best_epoch": best_epoch,
         "validation_mean_auroc": history[best_epoch - 1].validation_auroc,
         "parity_max_abs_diff": parity,
+        "torchscript_parity_max_abs_diff": script_parity,
         "training_seconds": round(training_seconds, 1),
     }
     manifest = build_manifest(
@@ -262,6 +272,7 @@ def _run(config: CxrTrainConfig) -> TrainResult:
             config.registry_root,
             manifest,
             onnx_path=onnx_path,
+            torchscript_path=script_path,
             class_weights_path=weights_path,
             card_markdown=card,
         )

@@ -63,11 +63,29 @@ class TestOperatingPoint:
         labels = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
         scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.05, 0.2, 0.1])
         # 9 of 10 positives must score >= threshold: the 9th highest positive scores 0.3,
-        # the next lower score is a negative's 0.2 -> halfway.
+        # the highest negative below it scores 0.2 -> halfway.
         assert operating_threshold(labels, scores, sensitivity=0.9) == pytest.approx(0.25)
-        # Nothing scores below the lowest positive: its own score.
+        # Only the 0.05 positive lies below the lowest one: halfway to it.
         assert operating_threshold(labels, scores, sensitivity=1.0) == pytest.approx(0.05)
-        assert operating_threshold(labels, scores, sensitivity=0.1) == pytest.approx(0.925)
+        # The top positive must stay: the gap runs down to the highest negative (0.2),
+        # past the positives in between, which are kept too.
+        assert operating_threshold(labels, scores, sensitivity=0.1) == pytest.approx(0.575)
+
+    def test_positives_between_edge_and_negatives_do_not_shrink_the_margin(self) -> None:
+        labels = np.array([1, 1, 1, 1, 0, 0])
+        scores = np.array([0.99, 0.98, 0.979, 0.978, 0.2, 0.1])
+        # The next lower score (a positive at 0.979) is not the margin; the negative is.
+        threshold = operating_threshold(labels, scores, sensitivity=0.5)
+        assert threshold == pytest.approx((0.98 + 0.2) / 2)
+        assert sensitivity_specificity(labels, scores, threshold) == pytest.approx((1.0, 1.0))
+
+    def test_no_negative_below_the_edge(self) -> None:
+        labels = np.array([1, 1, 1, 0])
+        scores = np.array([0.6, 0.5, 0.1, 0.9])
+        # Nothing negative below 0.5: halfway to the lowest score (0.1).
+        assert operating_threshold(labels, scores, sensitivity=0.6) == pytest.approx(0.3)
+        # Nothing at all below the lowest positive: its own score.
+        assert operating_threshold(labels, scores, sensitivity=1.0) == pytest.approx(0.1)
 
     def test_sensitivity_is_kept_on_the_same_data(self) -> None:
         rng = np.random.default_rng(3)

@@ -21,6 +21,7 @@ try:
         ParityError,
         TrainResult,
         check_parity,
+        check_torchscript_parity,
         train_cxr,
     )
     from training.cxr.network import CxrNet
@@ -67,7 +68,9 @@ class TestTrainCxr:
         assert manifest.training_data.synthetic is True
         assert InputSpec.from_dict(manifest.input) == run.config.input_spec
         assert manifest.network_data_format.class_weights == "class_weights.npy"
-        assert set(manifest.artifacts) == {"model.onnx", "class_weights.npy"}
+        assert set(manifest.artifacts) == {"model.onnx", "model.pt", "class_weights.npy"}
+        assert model.runtime_path("torchscript").name == "model.pt"
+        assert run.manifest.eval_metrics["torchscript_parity_max_abs_diff"] <= 1e-4
         card = model.card_path.read_text(encoding="utf-8")
         assert "only on synthetic" in card
         assert "no measured clinical performance" in card
@@ -98,6 +101,9 @@ class TestTrainCxr:
         images = np.zeros((2, 1, run.config.input_size, run.config.input_size), np.float32)
         with pytest.raises(ParityError, match="differs from PyTorch"):
             check_parity(other, run.onnx_path, images)
+        script = ModelRegistry(run.config.registry_root).get("cxr").runtime_path("torchscript")  # type: ignore[arg-type]
+        with pytest.raises(ParityError, match="TorchScript differs from PyTorch"):
+            check_torchscript_parity(other, script, images)
 
 
 class TestCxrTrainConfig:

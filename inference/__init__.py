@@ -1,13 +1,14 @@
 """Soi's inference engine: pixel pipeline, quality gates, runners, batching, explanations.
 
 Depends on :mod:`store` and :mod:`models`. :class:`CxrPipeline` analyses chest
-radiographs with a registered model, but no job worker runs it yet:
-:func:`available_pipelines` lists none, and jobs routed to a pipeline wait in the queue
-with that reason until one does.
+radiographs with a registered model; :class:`JobWorker` claims the jobs routing
+created and runs them through the handlers :func:`build_handlers` loads for the
+pipelines whose model is registered (:func:`available_pipelines`).
 """
 
 from inference.batching import BatcherClosed, BatcherStats, DynamicBatcher
 from inference.cxr import CxrAnalysis, CxrPipeline, ModelFinding
+from inference.cxr_job import CxrJobHandler
 from inference.errors import InferenceError, PixelDataError
 from inference.explain import (
     class_activation_map,
@@ -16,7 +17,8 @@ from inference.explain import (
     save_heatmap,
 )
 from inference.gates import CXR_GATES, CxrGateConfig, Gate, GateOutcome, GateReport, run_gates
-from inference.pipelines import available_pipelines
+from inference.loading import load_runner
+from inference.pipelines import PIPELINE_MODELS, available_pipelines, build_handlers
 from inference.pixels import (
     DisplayImage,
     InputSpec,
@@ -36,13 +38,16 @@ from inference.runners import (
     make_runner,
     missing_dependencies,
 )
+from inference.worker import JobHandler, JobInput, JobOutput, JobWorker, WorkerReport
 
 __all__ = [
     "CXR_GATES",
+    "PIPELINE_MODELS",
     "BatcherClosed",
     "BatcherStats",
     "CxrAnalysis",
     "CxrGateConfig",
+    "CxrJobHandler",
     "CxrPipeline",
     "DisplayImage",
     "DynamicBatcher",
@@ -52,6 +57,10 @@ __all__ = [
     "InferenceError",
     "InputSpec",
     "Interpolation",
+    "JobHandler",
+    "JobInput",
+    "JobOutput",
+    "JobWorker",
     "ModelFinding",
     "PixelDataError",
     "Prepared",
@@ -59,10 +68,13 @@ __all__ = [
     "RunnerError",
     "RunnerInputError",
     "RunnerUnavailable",
+    "WorkerReport",
     "available_backends",
     "available_pipelines",
+    "build_handlers",
     "class_activation_map",
     "display_array",
+    "load_runner",
     "make_runner",
     "missing_dependencies",
     "overlay_font",

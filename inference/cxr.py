@@ -20,10 +20,11 @@ from numpy.typing import NDArray
 from pydicom import Dataset
 
 from inference.errors import PixelDataError
-from inference.explain import class_activation_map
+from inference.explain import class_activation_map, grad_cam_map
 from inference.gates import CxrGateConfig, GateReport, run_gates
-from inference.pixels import InputSpec, Prepared, display_array, prepare
-from inference.runners import Runner, RunnerError, make_runner
+from inference.loading import load_runner
+from inference.pixels import DisplayImage, InputSpec, Prepared, display_array, prepare_display
+from inference.runners import Runner, RunnerError
 from models import ModelManifest, RegisteredModel, Target
 from store import ResultState
 
@@ -112,6 +113,11 @@ class CxrAnalysis:
         The model version that was asked.
     gate_report:
         The gates' outcomes; ``None`` when the pixels could not be displayed.
+    explanation:
+        How the heatmaps were made: ``grad-cam`` (PyTorch runner), ``cam`` (feature map
+        and class weights, no PyTorch) or empty when there are none.
+    display:
+        The image as displayed (for overlays); ``None`` when it could not be decoded.
     """
 
     state: ResultState
@@ -124,6 +130,8 @@ class CxrAnalysis:
         default_factory=lambda: MappingProxyType({})
     )
     gate_report: GateReport | None = None
+    explanation: str = ""
+    display: DisplayImage | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", ResultState(self.state))
@@ -163,6 +171,7 @@ class CxrAnalysis:
             "model": {"name": self.model_name, "version": self.model_version},
             "findings": [finding.to_json() for finding in self.findings],
             "heatmaps": {key: list(value.shape) for key, value in self.heatmaps.items()},
+            "explanation": self.explanation,
             "gates": gates,
             "skipped_gates": skipped,
         }
@@ -177,20 +186,27 @@ class CxrPipeline:
         The registered model version; its manifest gives the input spec, targets,
         thresholds and the names of the logits and feature outputs.
     runner:
-        A loaded runner for the model; by default an ONNX Runtime runner on the
-        manifest's ``onnx`` artifact with ``threads`` intra-op threads. The pipeline
-        does not close a runner it was given.
+        A loaded runner for the model; by default one made by
+        :func:`~inference.loading.load_runner` for ``backend``. The pipeline does not
+        close a runner it was given.
     gate_config:
         Gate thresholds; the defaults of :class:`CxrGateConfig` when None.
+    backend:
+        ``onnx`` (ONNX Runtime, CPU; heatmaps from the feature map and class weights)
+        or ``torch`` (TorchScript on CUDA when present; Grad-CAM heatmaps).
     threads:
         Intra-op threads of the default runner.
+    device:
+        ``auto``, ``cpu`` or ``cuda`` for the default runner.
+    max_batch:
+        Largest batch the default runner takes.
 
     Raises
     ------
     ValueError
-        When the manifest's input spec is not valid.
-    KeyError
-        When no runner is given and the manifest has no ``onnx`` runtime.
+        When the manifest's input spec is not valid or ``backend`` is unknown.
+    RunnerUnavailable
+        When the backend's dependencies are not installed.
     RunnerError
         When the model cannot be loaded, lacks an output the manifest names, or the
         class weights do not fit the targets.
@@ -202,7 +218,10 @@ class CxrPipeline:
         *,
         runner: Runner | None = None,
         gate_config: CxrGateConfig | None = None,
+        backend: str = "onnx",
         threads: int = 1,
+        device: str = "auto",
+        max_batch: int = 8,
     ) -> None:
         manifest = model.manifest
         self.manifest: ModelManifest = manifest
@@ -215,7 +234,9 @@ class CxrPipeline:
         self.runner: Runner = (
             runner
             if runner is not None
-            else make_runner("onnx", model.runtime_path("onnx"), threads=threads)
+            else load_runner(
+                model, backend=backend, threads=threads, device=device, max_batch=max_batch
+            )
         )
         wanted = [name for name in (nd.logits, nd.features) if name is not None]
         missing = [name for name in wanted if name not in self.runner.output_names]
@@ -229,6 +250,17 @@ class CxrPipeline:
             self._class_weights = _load_class_weights(
                 model.artifact_path(nd.class_weights), len(manifest.targets)
             )
+        gradients = getattr(self.runner, "gradients", None)
+        self._gradients: Any = gradients if callable(gradients) else None
+        self.explanation = (
+            ""
+            if self._features is None
+            else "grad-cam"
+            if self._gradients is not None
+            else "cam"
+            if self._class_weights is not None
+            else ""
+        )
 
     def close(self) -> None:
         """Close the runner if the pipeline made it."""
@@ -258,7 +290,7 @@ class CxrPipeline:
             instance: the caller retries or reports it).
         """
         results: list[CxrAnalysis | None] = []
-        pending: list[tuple[int, Prepared, GateReport]] = []
+        pending: list[tuple[int, Prepared, GateReport, DisplayImage]] = []
         for dataset in datasets:
             index = len(results)
             try:
@@ -273,22 +305,51 @@ class CxrPipeline:
                 reason_vi = failure.reason_vi if failure else "Không chạy đủ các bước kiểm tra ảnh"
                 results.append(self._refused(ResultState.UNGRADABLE, reason_en, reason_vi, report))
                 continue
-            try:
-                prepared = prepare(dataset, self.spec)
-            except PixelDataError as exc:
-                results.append(self._refused(ResultState.FAILED, exc.reason, exc.reason_vi, report))
-                continue
+            prepared = prepare_display(display, self.spec)
             results.append(None)
-            pending.append((index, prepared, report))
+            pending.append((index, prepared, report, display))
         step = max(1, self.runner.max_batch)
         for start in range(0, len(pending), step):
             chunk = pending[start : start + step]
-            batch = np.stack([prepared.array for _, prepared, _ in chunk])
+            batch = np.stack([prepared.array for _, prepared, _, _ in chunk])
             batch = batch.astype(self.runner.input_dtype, copy=False)
             outputs = self.runner.run(batch)
-            for row, (index, prepared, report) in enumerate(chunk):
-                results[index] = self._conclude(outputs, row, prepared, report)
+            grad_cams = self._grad_cams(batch, outputs)
+            for row, (index, prepared, report, display) in enumerate(chunk):
+                results[index] = self._conclude(
+                    outputs, row, prepared, report, display, grad_cams.get(row, {})
+                )
         return [result for result in results if result is not None]
+
+    def _grad_cams(
+        self, batch: NDArray[Any], outputs: Mapping[str, NDArray[Any]]
+    ) -> dict[int, dict[int, NDArray[np.float32]]]:
+        """Row → target index → Grad-CAM map, for the positive findings of each row."""
+        if self._gradients is None or self._features is None:
+            return {}
+        logits = np.asarray(outputs[self._logits], dtype=np.float64)
+        if logits.ndim != 2 or logits.shape[1] != len(self.manifest.targets):
+            return {}
+        thresholds = np.array([t.threshold for t in self.manifest.targets])
+        with np.errstate(invalid="ignore"):
+            positive = _sigmoid(logits) >= thresholds
+        wanted = sorted({int(i) for i in np.flatnonzero(positive.any(axis=0))})
+        if not wanted:
+            return {}
+        features, gradients = self._gradients(
+            batch, score_output=self._logits, feature_output=self._features, targets=wanted
+        )
+        maps: dict[int, dict[int, NDArray[np.float32]]] = {}
+        for row in range(len(batch)):
+            for column, target in enumerate(wanted):
+                if not positive[row, target]:
+                    continue
+                try:
+                    cam = grad_cam_map(features[row], gradients[row, column])
+                except ValueError:  # not finite: that finding fails, see _conclude
+                    continue
+                maps.setdefault(row, {})[target] = cam
+        return maps
 
     def _refused(
         self,
@@ -312,6 +373,8 @@ class CxrPipeline:
         row: int,
         prepared: Prepared,
         report: GateReport,
+        display: DisplayImage,
+        grad_cams: Mapping[int, NDArray[np.float32]],
     ) -> CxrAnalysis:
         targets = self.manifest.targets
         logits = np.asarray(outputs[self._logits][row], dtype=np.float64).reshape(-1)
@@ -338,7 +401,24 @@ class CxrPipeline:
         )
         heatmaps: dict[str, NDArray[np.float32]] = {}
         positives = [i for i, finding in enumerate(findings) if finding.positive]
-        if positives and self._features is not None and self._class_weights is not None:
+        if positives and self.explanation == "grad-cam":
+            missing = [findings[i].key for i in positives if i not in grad_cams]
+            if missing:
+                return self._refused(
+                    ResultState.FAILED,
+                    f"Grad-CAM of {missing} is not finite (NaN or infinity)",
+                    _FAILED_VI,
+                    report,
+                )
+            for i in positives:
+                original = np.clip(prepared.to_original(grad_cams[i]), 0.0, 1.0)
+                heatmaps[findings[i].key] = original.astype(np.float32, copy=False)
+        elif (
+            positives
+            and self.explanation == "cam"
+            and self._class_weights is not None
+            and self._features is not None
+        ):
             features = np.asarray(outputs[self._features][row], dtype=np.float64)
             if features.ndim != 3 or features.shape[0] != self._class_weights.shape[1]:
                 return self._refused(
@@ -366,6 +446,8 @@ class CxrPipeline:
             findings=findings,
             heatmaps=heatmaps,
             gate_report=report,
+            explanation=self.explanation if heatmaps else "",
+            display=display,
         )
 
 

@@ -12,6 +12,7 @@ discriminative localization. CVPR 2016.
 
 from __future__ import annotations
 
+import io
 from functools import cache
 from os import PathLike
 from pathlib import Path
@@ -21,13 +22,19 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = [
+    "HEATMAP_STORE_SIDE",
     "INFERNO_ANCHORS",
+    "OVERLAY_SIDE",
     "OverlayFont",
     "apply_colormap",
     "class_activation_map",
+    "grad_cam_map",
+    "heatmap_files",
     "overlay_font",
+    "preliminary_label",
     "render_overlay",
     "save_heatmap",
+    "shrink",
 ]
 
 #: Nine evenly spaced sRGB anchors of the perceptually uniform 'inferno' colour map
@@ -98,6 +105,32 @@ def class_activation_map(
     if peak > 0.0:
         cam /= peak
     return cam.astype(np.float32)
+
+
+def grad_cam_map(
+    features: NDArray[np.floating], gradients: NDArray[np.floating]
+) -> NDArray[np.float32]:
+    """Grad-CAM: ReLU(Σ_c α_c F_c) with α_c the spatial mean of ∂score/∂F_c, scaled to [0, 1].
+
+    Parameters
+    ----------
+    features:
+        The feature map of one image, shape (C, h, w).
+    gradients:
+        The gradient of one target's score with respect to ``features``, same shape.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ or a value is not finite.
+    """
+    gradient_array = np.asarray(gradients, dtype=np.float64)
+    if gradient_array.shape != np.shape(features) or gradient_array.ndim != 3:
+        raise ValueError(
+            f"`gradients` must have the (C, h, w) shape of `features` {np.shape(features)}, "
+            f"shape {gradient_array.shape} is given"
+        )
+    return class_activation_map(features, gradient_array.mean(axis=(1, 2)))
 
 
 def apply_colormap(
@@ -259,3 +292,51 @@ def save_heatmap(path: str | PathLike[str], heatmap: NDArray[np.floating]) -> Pa
         raise ValueError(f"`heatmap` must be a (H, W) array, shape {array.shape} is given")
     np.save(target, array.astype(np.float16), allow_pickle=False)
     return target
+
+
+#: Longest side of a stored heatmap array: the maps come from a coarse feature grid,
+#: so a larger array would hold no more information.
+HEATMAP_STORE_SIDE = 512
+#: Longest side of an overlay picture (enough to read on a screen, quick to encode).
+OVERLAY_SIDE = 1024
+
+
+def shrink(array: NDArray[np.floating], longest: int) -> NDArray[np.float32]:
+    """Area-resample a (H, W) float map so its longer side is at most ``longest``."""
+    values = np.asarray(array, dtype=np.float32)
+    rows, columns = values.shape
+    scale = longest / max(rows, columns)
+    if scale >= 1.0:
+        return values
+    size = (max(1, round(columns * scale)), max(1, round(rows * scale)))
+    resized = Image.fromarray(values, mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def heatmap_files(
+    display_grey: NDArray[np.floating], heatmap: NDArray[np.floating], *, label: str
+) -> tuple[bytes, bytes]:
+    """The stored form of one finding's heatmap: a float16 ``.npy`` and an overlay PNG.
+
+    The array is reduced to :data:`HEATMAP_STORE_SIDE` and the overlay (heatmap over
+    the image, with ``label`` burned in) to :data:`OVERLAY_SIDE` on the longer side.
+
+    Returns
+    -------
+    tuple[bytes, bytes]
+        The ``.npy`` file and the PNG file, as bytes.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    array_buffer = io.BytesIO()
+    np.save(array_buffer, shrink(heat, HEATMAP_STORE_SIDE).astype(np.float16), allow_pickle=False)
+    picture = render_overlay(
+        shrink(display_grey, OVERLAY_SIDE), shrink(heat, OVERLAY_SIDE), label=label
+    )
+    png_buffer = io.BytesIO()
+    picture.save(png_buffer, format="PNG", optimize=False, compress_level=6)
+    return array_buffer.getvalue(), png_buffer.getvalue()
+
+
+def preliminary_label(display_en: str, display_vi: str, probability: float) -> str:
+    """The label burned into every AI overlay, in English and Vietnamese."""
+    return f"AI — preliminary · {display_en} {probability:.2f} · {display_vi} — sơ bộ"

@@ -1,12 +1,61 @@
-"""The registry of pipelines this installation can run."""
+"""The pipelines this installation runs, and the handlers that run them.
+
+A pipeline is available when the model it needs is registered in the model registry
+(the shipped one, or ``SOI_MODELS_DIR``). Routing sends a study to a pipeline; jobs of
+an unavailable pipeline wait in the queue with that reason until it is.
+"""
 
 from __future__ import annotations
 
-__all__ = ["available_pipelines"]
+from collections.abc import Collection
 
-_PIPELINES: dict[str, str] = {}
+from inference.cxr import CxrPipeline
+from inference.cxr_job import CxrJobHandler
+from inference.worker import JobHandler
+from models import ModelError, ModelRegistry
+
+__all__ = ["PIPELINE_MODELS", "available_pipelines", "build_handlers"]
+
+#: Pipeline → the registered model it runs (its active version).
+PIPELINE_MODELS: dict[str, str] = {"cxr": "cxr"}
 
 
-def available_pipelines() -> frozenset[str]:
-    """Return the names of the pipelines this installation can run (none yet)."""
-    return frozenset(_PIPELINES)
+def available_pipelines(registry: ModelRegistry) -> frozenset[str]:
+    """The pipelines whose model has a registered version in ``registry``."""
+    registered = set(registry.list())
+    return frozenset(
+        pipeline
+        for pipeline, model in PIPELINE_MODELS.items()
+        if model in registered and registry.versions(model)
+    )
+
+
+def build_handlers(
+    registry: ModelRegistry,
+    *,
+    pipelines: Collection[str] | None = None,
+    backend: str = "onnx",
+    threads: int = 1,
+    device: str = "auto",
+    max_batch: int = 8,
+) -> dict[str, JobHandler]:
+    """Load a handler for each available pipeline (or each of ``pipelines``).
+
+    Raises
+    ------
+    models.ModelError
+        A registered model's files do not verify.
+    RunnerUnavailable, RunnerError
+        The backend is not installed, or the model cannot be loaded.
+    """
+    wanted = available_pipelines(registry) if pipelines is None else frozenset(pipelines)
+    handlers: dict[str, JobHandler] = {}
+    for pipeline in sorted(wanted):
+        model_name = PIPELINE_MODELS.get(pipeline)
+        if model_name is None:
+            raise ModelError(f"no pipeline named {pipeline!r} (known: {sorted(PIPELINE_MODELS)})")
+        model = registry.get(model_name)
+        handlers[pipeline] = CxrJobHandler(
+            CxrPipeline(model, backend=backend, threads=threads, device=device, max_batch=max_batch)
+        )
+    return handlers

@@ -19,9 +19,18 @@ from dicom_gateway import (
     resolve_sop_classes,
 )
 from dicom_gateway.sop_classes import STORAGE_SOP_CLASSES
-from inference import available_pipelines
+from inference import JobWorker, available_pipelines, build_handlers
+from inference.worker import default_worker_name
+from models import ModelRegistry
 from soi.settings import Settings
-from store import Database, IdentifierKind, InstanceFileStore, current_revision, head_revision
+from store import (
+    Database,
+    IdentifierKind,
+    InstanceFileStore,
+    ResultFileStore,
+    current_revision,
+    head_revision,
+)
 from store import upgrade as upgrade_schema
 
 __all__ = ["Runtime", "open_database"]
@@ -51,12 +60,28 @@ class Runtime:
     ingestor: Ingestor
     access: PeerAccess
     assembler: StudyAssembler
+    registry: ModelRegistry
+    result_files: ResultFileStore
     listener: DicomListener | None = field(default=None)
+    workers: list[JobWorker] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, *, with_listener: bool = True) -> Runtime:
-        """Open the store (migrating it on first start) and build the services."""
+    def build(
+        cls, settings: Settings, *, with_listener: bool = True, with_workers: bool = False
+    ) -> Runtime:
+        """Open the store (migrating it on first start) and build the services.
+
+        With ``with_workers``, load the models of the available pipelines and make
+        ``settings.workers`` job workers that share them.
+
+        Raises
+        ------
+        models.ModelError, inference.RunnerError
+            A model cannot be loaded (with ``with_workers``).
+        """
         database = open_database(settings)
+        registry = ModelRegistry(settings.models_dir)
+        result_files = ResultFileStore(settings.results_dir)
         files = InstanceFileStore(settings.instances_dir, min_free_bytes=settings.min_free_bytes)
         removed = files.clean_temporary()
         if removed:
@@ -70,8 +95,29 @@ class Runtime:
         assembler = StudyAssembler(
             database=database,
             quiet_period=timedelta(seconds=settings.quiet_period_seconds),
-            available_pipelines=available_pipelines(),
+            available_pipelines=available_pipelines(registry),
         )
+        workers: list[JobWorker] = []
+        if with_workers and settings.workers > 0:
+            handlers = build_handlers(
+                registry,
+                backend=settings.inference_backend,
+                threads=settings.inference_threads,
+                device=settings.inference_device,
+                max_batch=settings.inference_max_batch,
+            )
+            workers = [
+                JobWorker(
+                    database=database,
+                    instance_files=files,
+                    result_files=result_files,
+                    handlers=handlers,
+                    name=default_worker_name(f"w{index}"),
+                    lease=timedelta(seconds=settings.job_lease_seconds),
+                    max_attempts=settings.job_max_attempts,
+                )
+                for index in range(settings.workers)
+            ]
         listener = None
         if with_listener:
             accepted = (
@@ -99,7 +145,10 @@ class Runtime:
             ingestor=ingestor,
             access=access,
             assembler=assembler,
+            registry=registry,
+            result_files=result_files,
             listener=listener,
+            workers=workers,
         )
 
     @property
@@ -108,7 +157,13 @@ class Runtime:
         return self.settings.data_dir
 
     def close(self) -> None:
-        """Stop the listener and release the database."""
+        """Stop the listener, release the models and the database."""
         if self.listener is not None:
             self.listener.stop()
+        closed: set[int] = set()
+        for worker in self.workers:
+            for handler in worker.handlers.values():
+                if id(handler) not in closed:
+                    closed.add(id(handler))
+                    handler.close()
         self.database.dispose()

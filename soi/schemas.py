@@ -7,11 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "FindingOut",
     "HealthCheck",
     "HealthReport",
     "InstanceOut",
     "JobOut",
     "Page",
+    "ResultOut",
     "SeriesOut",
     "StudyDetail",
     "StudySummary",
@@ -43,6 +45,34 @@ class JobOut(BaseModel):
     instances: int
     created_at: datetime
     updated_at: datetime
+
+
+class FindingOut(BaseModel):
+    """One model finding: the coded label, its probability against the operating point."""
+
+    label: str
+    code: dict[str, str] = Field(description="scheme, value and meaning (e.g. SNOMED CT)")
+    probability: float
+    threshold: float | None
+    positive: bool
+    sop_instance_uid: str | None = Field(description="the image the finding was read on")
+    heatmap: str | None = Field(description="heatmap array, relative to the result files")
+    overlay: str | None = Field(description="overlay picture, relative to the result files")
+
+
+class ResultOut(BaseModel):
+    """What a model concluded about the study; AI results are preliminary until signed."""
+
+    id: int
+    pipeline: str
+    model_name: str
+    model_version: str
+    state: str = Field(description="complete, ungradable or failed")
+    status: str = Field(description="preliminary (AI, unsigned), final or amended")
+    reason: dict[str, str] = Field(description="why not complete, in en and vi")
+    created_at: datetime
+    findings: list[FindingOut]
+    details: dict[str, object]
 
 
 class InstanceOut(BaseModel):
@@ -99,6 +129,7 @@ class StudyDetail(StudySummary):
 
     patient_identifiers: list[dict[str, str]]
     series: list[SeriesOut]
+    results: list[ResultOut] = Field(description="oldest first; the last one is current")
 
 
 class Page(BaseModel):

@@ -15,7 +15,7 @@ from soi.api import create_app
 from soi.runtime import Runtime
 from soi.settings import Settings
 
-__all__ = ["serve"]
+__all__ = ["run_workers", "serve"]
 
 _log = structlog.get_logger("soi.server")
 
@@ -44,7 +44,7 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
     they listen, and on a stop signal stops accepting, lets associations in progress
     end, and closes the database.
     """
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, with_workers=True)
     listener = runtime.listener
     assert listener is not None
     stop = threading.Event()
@@ -57,6 +57,16 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
             daemon=True,
         )
     ]
+    workers += [
+        threading.Thread(
+            target=worker.run_forever,
+            args=(stop,),
+            kwargs={"interval": settings.worker_interval_seconds},
+            name=f"soi-worker-{index}",
+            daemon=True,
+        )
+        for index, worker in enumerate(runtime.workers)
+    ]
 
     def on_ready(http_port: int) -> None:
         echo(f"DICOM  AE {settings.ae_title} listening on {settings.dicom_host}:{listener.port}")
@@ -64,6 +74,7 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
             f"HTTP   http://{settings.http_host}:{http_port}  (health: /health, studies: /studies)"
         )
         echo(f"Data   {settings.data_dir.resolve()}  database: {runtime.database.dialect}")
+        echo(_models_line(runtime))
         echo("Ready. Press Ctrl-C to stop.")
         sys.stdout.flush()
 
@@ -101,6 +112,75 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         _log.info("Soi stopped")
         if server.started:
             echo("Stopped.")
+
+
+def run_workers(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
+    """Run job workers only (no listener, no HTTP) until SIGTERM or Ctrl-C.
+
+    For a national deployment: worker processes on inference nodes share the
+    database (``SOI_DATABASE_URL``), the data folder and the model registry with the
+    gateway. A job in progress finishes before the process exits.
+
+    Raises
+    ------
+    ValueError
+        If ``settings.workers`` is 0 or no pipeline's model is registered.
+    """
+    if settings.workers < 1:
+        raise ValueError("SOI_WORKERS is 0: this process would have nothing to do")
+    runtime = Runtime.build(settings, with_listener=False, with_workers=True)
+    if not runtime.workers or not runtime.workers[0].handlers:
+        runtime.close()
+        raise ValueError(f"no model is registered in {settings.models_dir}: no job can run")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threads = [
+        threading.Thread(
+            target=worker.run_forever,
+            args=(stop,),
+            kwargs={"interval": settings.worker_interval_seconds},
+            name=f"soi-worker-{index}",
+        )
+        for index, worker in enumerate(runtime.workers)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        echo(_models_line(runtime))
+        echo(f"Data   {settings.data_dir.resolve()}  database: {runtime.database.dialect}")
+        echo("Working. Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stop.set()
+        for thread in threads:
+            if thread.is_alive():
+                thread.join()
+        runtime.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        echo("Stopped.")
+
+
+def _models_line(runtime: Runtime) -> str:
+    """Which pipelines run here, with which model versions and backend."""
+    settings = runtime.settings
+    handlers = {p: h for worker in runtime.workers for p, h in worker.handlers.items()}
+    if not handlers:
+        why = "no worker here (SOI_WORKERS=0)" if settings.workers == 0 else "no model registered"
+        return f"Models none running: {why}; jobs wait in the queue"
+    names = ", ".join(
+        f"{pipeline} ({h.model_name} {h.model_version})" for pipeline, h in sorted(handlers.items())
+    )
+    return (
+        f"Models {names} on {settings.inference_backend}, {len(runtime.workers)} worker(s); "
+        "AI results are preliminary until a clinician signs"
+    )
 
 
 def _absorb(signum: int, frame: object) -> None:

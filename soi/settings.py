@@ -77,6 +77,27 @@ class Settings(BaseSettings):
         default_factory=_default_issuer_kinds,
         description="Issuer of Patient ID values that name national identifier systems.",
     )
+    models_dir: Path = Field(
+        SHIPPED_MODELS_DIR, description="Model registry folder (default: the shipped models)."
+    )
+    inference_backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="onnx: ONNX Runtime on the CPU (no PyTorch needed). torch: PyTorch "
+        "(TorchScript, CUDA when present; needs the train extra), Grad-CAM heatmaps.",
+    )
+    inference_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Device of the torch backend."
+    )
+    inference_threads: int = Field(2, ge=1, le=256, description="Threads per model run.")
+    inference_max_batch: int = Field(8, ge=1, le=256, description="Images per model run.")
+    workers: int = Field(
+        1, ge=0, le=64, description="Job worker threads in `soi serve` (0: none here)."
+    )
+    job_lease_seconds: float = Field(
+        300.0, gt=0, description="A job held longer by a worker is taken back (worker died)."
+    )
+    job_max_attempts: int = Field(3, ge=1, le=100, description="Claims of a job before it fails.")
+    worker_interval_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -109,6 +130,11 @@ class Settings(BaseSettings):
     def instances_dir(self) -> Path:
         """Folder of instance files."""
         return self.data_dir / "instances"
+
+    @property
+    def results_dir(self) -> Path:
+        """Folder of result files (heatmap arrays and overlays)."""
+        return self.data_dir / "results"
 
     @property
     def min_free_bytes(self) -> int:

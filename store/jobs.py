@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 
+_FINISHED = (JobState.DONE, JobState.UNGRADABLE, JobState.FAILED)
+
+
 def waiting_reason(pipeline: str) -> str:
     """Explain why a job for an unavailable pipeline waits."""
     return (
@@ -43,11 +46,14 @@ def ensure_job(
     instance_uids: Sequence[str],
     available: bool,
 ) -> Job:
-    """Create the job of ``pipeline`` for a study, once.
+    """Create the job of ``pipeline`` for a study, once; run it again if the study grew.
 
     A study has at most one job per pipeline (a unique constraint), so routing the
     same study twice, or after a crash, never creates a second job. A job that has
-    not started yet takes the new instance list.
+    not started yet takes the new instance list. A finished job whose study received
+    new instances is queued again (its results stay; the new one supersedes them);
+    a running one takes the new list and is queued again when it finishes (see
+    :func:`finish_job`).
     """
     now = utcnow()
     state = JobState.QUEUED if available else JobState.WAITING
@@ -61,6 +67,7 @@ def ensure_job(
             "state_reason": "" if available else waiting_reason(pipeline),
             "instance_uids": list(instance_uids),
             "attempts": 0,
+            "failures": 0,
             "created_at": now,
             "updated_at": now,
         },
@@ -68,10 +75,18 @@ def ensure_job(
     job = session.scalars(
         select(Job).where(Job.study_id == study_id, Job.pipeline == pipeline)
     ).one()
-    if job.state in (JobState.WAITING, JobState.QUEUED) and job.instance_uids != list(
-        instance_uids
-    ):
-        job.instance_uids = list(instance_uids)
+    wanted = list(instance_uids)
+    if job.instance_uids == wanted:
+        return job
+    job.instance_uids = wanted
+    if job.state in _FINISHED:
+        job.state = state
+        job.failures = 0
+        job.claimed_by = None
+        job.state_reason = (
+            "re-run: the study received new instances" if available else waiting_reason(pipeline)
+        )
+        job.updated_at = now
     return job
 
 
@@ -120,7 +135,13 @@ def _held(session: Session, job_id: int, attempt: int) -> Job:
 
 
 def finish_job(
-    session: Session, job_id: int, *, attempt: int, state: JobState, reason: str = ""
+    session: Session,
+    job_id: int,
+    *,
+    attempt: int,
+    state: JobState,
+    reason: str = "",
+    instance_uids: Sequence[str] | None = None,
 ) -> Job:
     """Record that claim ``attempt`` of a job finished it: ``done``, ``ungradable`` or ``failed``.
 
@@ -128,6 +149,9 @@ def finish_job(
     worker claimed again) cannot finish it, so a job is never done twice. The state
     changes only if the job is still ``running`` under that attempt, inside the
     caller's transaction, which must also hold what the job produced.
+
+    When ``instance_uids`` (what the worker read) differs from the job's list, the
+    study received instances while the job ran: the job is queued again at once.
 
     Raises
     ------
@@ -137,15 +161,26 @@ def finish_job(
     if state not in (JobState.DONE, JobState.UNGRADABLE, JobState.FAILED):
         raise ValueError(f"`state` must be done, ungradable or failed, {state!r} is given")
     job = _held(session, job_id, attempt)
-    job.state = state
-    job.state_reason = reason[:500]
     job.updated_at = utcnow()
+    if instance_uids is not None and list(instance_uids) != job.instance_uids:
+        job.state = JobState.QUEUED
+        job.claimed_by = None
+        job.failures = 0
+        job.state_reason = "re-run: the study received new instances while it ran"
+    else:
+        job.state = state
+        job.state_reason = reason[:500]
     session.flush()
     return job
 
 
-def retry_job(session: Session, job_id: int, *, attempt: int, reason: str) -> Job:
-    """Put a job claimed under ``attempt`` back in the queue after a failure worth retrying.
+def retry_job(
+    session: Session, job_id: int, *, attempt: int, reason: str, max_failures: int
+) -> Job:
+    """Count a failure of the job claimed under ``attempt``; queue it again or give up.
+
+    The job is queued again while it has failed fewer than ``max_failures`` times in a
+    row; then it is ``failed`` with ``reason``.
 
     Raises
     ------
@@ -153,10 +188,15 @@ def retry_job(session: Session, job_id: int, *, attempt: int, reason: str) -> Jo
         If the job is no longer running under ``attempt``.
     """
     job = _held(session, job_id, attempt)
-    job.state = JobState.QUEUED
+    job.failures += 1
     job.claimed_by = None
-    job.state_reason = f"retrying after attempt {attempt}: {reason}"[:500]
     job.updated_at = utcnow()
+    if job.failures < max_failures:
+        job.state = JobState.QUEUED
+        job.state_reason = f"retrying after failure {job.failures}: {reason}"[:500]
+    else:
+        job.state = JobState.FAILED
+        job.state_reason = f"gave up after {job.failures} failures: {reason}"[:500]
     session.flush()
     return job
 
@@ -174,23 +214,26 @@ def release_waiting_jobs(session: Session, available: Collection[str]) -> int:
 
 
 def recover_stale_jobs(
-    session: Session, *, claimed_before: datetime, max_attempts: int | None = None
+    session: Session, *, claimed_before: datetime, max_failures: int | None = None
 ) -> int:
     """Take back running jobs whose worker died before ``claimed_before``; return how many.
 
-    A job is queued again, unless it has already been claimed ``max_attempts`` times (a
-    study that brings down every worker that reads it): then it fails with that reason.
+    Each counts as a failure. A job is queued again, unless it has now failed
+    ``max_failures`` times in a row (a study that brings down every worker that reads
+    it): then it fails with that reason.
     """
     stale = (Job.state == JobState.RUNNING, Job.claimed_at < claimed_before)
     now = utcnow()
     given_up = 0
-    if max_attempts is not None:
+    if max_failures is not None:
         failed = session.execute(
             update(Job)
-            .where(*stale, Job.attempts >= max_attempts)
+            .where(*stale, Job.failures + 1 >= max_failures)
             .values(
                 state=JobState.FAILED,
-                state_reason=(f"gave up: the worker stopped while running it {max_attempts} times"),
+                failures=Job.failures + 1,
+                claimed_by=None,
+                state_reason=(f"gave up: the worker stopped while running it {max_failures} times"),
                 updated_at=now,
             )
         )
@@ -200,6 +243,7 @@ def recover_stale_jobs(
         .where(*stale)
         .values(
             state=JobState.QUEUED,
+            failures=Job.failures + 1,
             claimed_by=None,
             state_reason="requeued: the worker that claimed it stopped",
             updated_at=now,

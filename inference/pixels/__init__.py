@@ -7,7 +7,7 @@ from inference.pixels.decode import MIN_SIDE, read_dataset
 from inference.pixels.display import DisplayImage, ImageInfo, display_array, to_grey
 from inference.pixels.geometry import Letterbox, letterbox
 from inference.pixels.lut import PERCENTILE_WINDOW, VoiSource, VoiWindow
-from inference.pixels.pipeline import Prepared, prepare
+from inference.pixels.pipeline import Prepared, prepare, prepare_display
 from inference.pixels.spec import MIN_INPUT_SIZE, InputSpec, Interpolation
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "display_array",
     "letterbox",
     "prepare",
+    "prepare_display",
     "read_dataset",
     "to_grey",
 ]

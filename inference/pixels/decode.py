@@ -116,6 +116,34 @@ def check_size(dataset: Dataset, *, min_side: int = MIN_SIDE) -> tuple[int, int]
     return rows, columns
 
 
+#: Decoding plugins tried, in order. GDCM is left out on purpose: on a malformed
+#: JPEG 2000 codestream it aborts the whole process (an uncaught C++ exception)
+#: instead of raising, and every compressed syntax has another decoder.
+SAFE_DECODING_PLUGINS = ("pylibjpeg", "pillow", "pydicom")
+
+
+def _decode(decoder: Any, dataset: Dataset) -> tuple[NDArray[Any], dict[str, Any]]:
+    """Decode frame 0 with the first safe plugin that succeeds (native data: no plugin)."""
+    if decoder.is_native:
+        result: tuple[NDArray[Any], dict[str, Any]] = decoder.as_array(dataset, index=0)
+        return result
+    plugins = [name for name in SAFE_DECODING_PLUGINS if name in decoder.available_plugins]
+    if not plugins:
+        raise NotImplementedError(
+            f"no decoder that is safe on malformed data is installed for {decoder.UID.name} "
+            "(install pylibjpeg with its openjpeg, libjpeg and rle plugins)"
+        )
+    errors: list[str] = []
+    for name in plugins:
+        try:
+            result = decoder.as_array(dataset, index=0, decoding_plugin=name)
+        except _DECODE_ERRORS as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        return result
+    raise RuntimeError("; ".join(errors))
+
+
 def decode_first_frame(dataset: Dataset, photometric: str) -> NDArray[Any]:
     """Decode the first frame: (rows, columns) grey, or (rows, columns, 3) RGB.
 
@@ -143,7 +171,7 @@ def decode_first_frame(dataset: Dataset, photometric: str) -> NDArray[Any]:
         )
     try:
         decoder = get_decoder(syntax)
-        array, info = decoder.as_array(dataset, index=0)
+        array, info = _decode(decoder, dataset)
         if photometric == "PALETTE COLOR":
             array = apply_color_lut(array, dataset)
     except _DECODE_ERRORS as exc:

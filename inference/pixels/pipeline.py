@@ -9,11 +9,11 @@ from numpy.typing import NDArray
 from pydicom import Dataset
 
 from inference.pixels.decode import MIN_SIDE
-from inference.pixels.display import ImageInfo, display_array, to_grey
+from inference.pixels.display import DisplayImage, ImageInfo, display_array, to_grey
 from inference.pixels.geometry import Letterbox, letterbox
 from inference.pixels.spec import InputSpec
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "prepare", "prepare_display"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -65,18 +65,25 @@ class Prepared:
 def prepare(dataset: Dataset, spec: InputSpec, *, min_side: int = MIN_SIDE) -> Prepared:
     """Turn the first frame of ``dataset`` into the input ``spec`` describes.
 
-    :func:`display_array`, then grey (luma of a colour image; quality gates decide
-    whether a colour image may be used), an aspect-preserving resize so the longer
-    side is ``spec.size``, centred padding with ``spec.pad_value``, and per-channel
-    normalisation ``(value - mean) / std``. Deterministic: the same data set and
-    spec give the same bytes.
+    :func:`display_array`, then :func:`prepare_display`. Deterministic: the same data
+    set and spec give the same bytes.
 
     Raises
     ------
     PixelDataError
         As :func:`display_array` does.
     """
-    display = display_array(dataset, min_side=min_side)
+    return prepare_display(display_array(dataset, min_side=min_side), spec)
+
+
+def prepare_display(display: DisplayImage, spec: InputSpec) -> Prepared:
+    """Turn a display image into the input ``spec`` describes (no second decode).
+
+    Grey (luma of a colour image; quality gates decide whether a colour image may be
+    used), an aspect-preserving resize so the longer side is ``spec.size``, centred
+    padding with ``spec.pad_value``, and per-channel normalisation
+    ``(value - mean) / std``.
+    """
     grey = to_grey(display)
     square, geometry = letterbox(
         grey.array, size=spec.size, interpolation=spec.interpolation, pad_value=spec.pad_value

@@ -31,7 +31,7 @@ def _import_torch() -> Any:
 
 
 class TorchRunner(Runner):
-    """Runs a TorchScript model with PyTorch, without gradients.
+    """Runs a TorchScript model with PyTorch; :meth:`gradients` serves Grad-CAM.
 
     A TorchScript file records neither its input shape nor its output names, so both
     come from the model's manifest (``network_data_format``).
@@ -163,6 +163,83 @@ class TorchRunner(Runner):
             name: tensor.detach().to("cpu").numpy()
             for name, tensor in zip(self.output_names, tensors, strict=True)
         }
+
+    def gradients(
+        self,
+        batch: npt.NDArray[Any],
+        *,
+        score_output: str,
+        feature_output: str,
+        targets: Sequence[int],
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Feature maps and the gradients of target scores with respect to them (for Grad-CAM).
+
+        Runs the model with autograd on, then differentiates, for each index in
+        ``targets``, the batch sum of that column of ``score_output`` with respect to
+        ``feature_output`` (images do not interact in evaluation mode, so each image
+        gets its own gradient).
+
+        Returns
+        -------
+        tuple
+            ``features`` (N, C, h, w) and ``gradients`` (N, len(targets), C, h, w), float32.
+
+        Raises
+        ------
+        RunnerInputError
+            As :meth:`run`.
+        RunnerError
+            If an output name is not one of ``output_names``, an output has the wrong
+            rank, a target index is out of range, or PyTorch fails.
+        """
+        if self._module is None:
+            raise RunnerError(f"the runner for {self.model_path} is closed")
+        for name in (score_output, feature_output):
+            if name not in self.output_names:
+                raise RunnerError(
+                    f"{name!r} is not an output of {self.model_path} ({list(self.output_names)})"
+                )
+        batch = check_input(
+            batch,
+            dtype=self.input_dtype,
+            shape=self.input_shape,
+            max_batch=self.max_batch,
+            what=f"input {self.input_name!r}",
+        )
+        torch = self._torch
+        try:
+            with torch.enable_grad():
+                image = torch.from_numpy(batch).to(self._device).requires_grad_(True)
+                result = self._module(image)
+                named = (
+                    result
+                    if isinstance(result, dict)
+                    else dict(zip(self.output_names, result, strict=False))
+                )
+                scores, features = named[score_output], named[feature_output]
+                if scores.ndim != 2 or features.ndim != 4:
+                    raise RunnerError(
+                        f"{self.model_path}: {score_output!r} must be (N, targets) and "
+                        f"{feature_output!r} (N, C, h, w), shapes {list(scores.shape)} and "
+                        f"{list(features.shape)} are given"
+                    )
+                bad = [t for t in targets if not 0 <= t < scores.shape[1]]
+                if bad:
+                    raise RunnerError(
+                        f"target indices {bad} are out of range for {scores.shape[1]} scores"
+                    )
+                grads = [
+                    torch.autograd.grad(scores[:, t].sum(), features, retain_graph=True)[0]
+                    for t in targets
+                ]
+        except RuntimeError as exc:
+            raise RunnerError(f"PyTorch failed on {self.model_path}: {exc}") from exc
+        feature_array = features.detach().to("cpu").numpy().astype(np.float32, copy=False)
+        if not grads:
+            empty = np.zeros((len(batch), 0, *feature_array.shape[1:]), dtype=np.float32)
+            return feature_array, empty
+        stacked = torch.stack(grads, dim=1).detach().to("cpu").numpy()
+        return feature_array, stacked.astype(np.float32, copy=False)
 
     def close(self) -> None:
         """Drop the model (and free its CUDA memory once nothing else holds it)."""

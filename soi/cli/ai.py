@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from inference import InferenceError
-from models import ModelError
+from models import ModelError, ModelManifest, ModelRegistry
 from soi.cli.options import fail
-from soi.services.infer import infer_files
+from soi.services.infer import MetricDifference, compare_metrics, infer_files
 from soi.settings import SHIPPED_MODELS_DIR
 
 __all__ = ["infer_command", "train_app"]
@@ -41,6 +41,14 @@ def train_cxr_command(
     version: Annotated[
         str | None, typer.Option(help="Version to register (default: the configuration's).")
     ] = None,
+    reproduce: Annotated[
+        bool,
+        typer.Option(
+            "--reproduce",
+            help="Retrain the registry's active version without registering it and compare "
+            "its test metrics with the registered ones; exit 1 if they differ.",
+        ),
+    ] = False,
 ) -> None:
     """Train the chest X-ray model on Soi's synthetic phantoms and register it."""
     try:
@@ -52,7 +60,13 @@ def train_cxr_command(
     if size not in ("tiny", "shipped"):
         raise fail(f"--size must be tiny or shipped, {size!r} is given")
     make = CxrTrainConfig.tiny if size == "tiny" else CxrTrainConfig.shipped
-    config = make(work_dir, registry_root=registry)
+    config = make(work_dir, registry_root=None if reproduce else registry)
+    reference: ModelManifest | None = None
+    if reproduce:
+        try:
+            reference = ModelRegistry(registry).get(config.model_name).manifest
+        except ModelError as exc:
+            raise fail(f"nothing to reproduce: {exc}") from None
     if version is not None:
         config = dataclasses.replace(config, version=version)
     try:
@@ -69,11 +83,37 @@ def train_cxr_command(
             _ci(metric.specificity),
         )
     Console(width=160).print(table)
+    if reference is not None:
+        differences = compare_metrics(reference, result.metrics)
+        _print_comparison(reference, differences)
+        if any(not row.within for row in differences):
+            raise fail("the retrained model does not reproduce the registered metrics")
+        typer.echo(
+            f"Reproduced {reference.name} {reference.version}: every test metric within "
+            "tolerance (nothing registered)."
+        )
+        return
     typer.echo(
         f"Registered {config.model_name} {config.version} in {result.registered_dir} "
         f"(ONNX parity max abs diff {result.parity_max_abs_diff:.2e}). "
         "Trained and evaluated on synthetic phantoms only: no clinical performance is claimed."
     )
+
+
+def _print_comparison(reference: ModelManifest, rows: list[MetricDifference]) -> None:
+    table = Table(
+        "Finding", "Metric", f"{reference.version} (registered)", "Retrained", "Δ", "Tolerance"
+    )
+    for row in rows:
+        table.add_row(
+            row.key,
+            row.metric,
+            f"{row.registered:.4f}",
+            f"{row.retrained:.4f}",
+            f"{row.retrained - row.registered:+.4f}",
+            f"±{row.tolerance:g}" + ("" if row.within else "  ✗"),
+        )
+    Console(width=160).print(table)
 
 
 def _ci(interval: Any) -> str:

@@ -8,10 +8,13 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_gateway import GatewayError
+from inference import InferenceError
+from models import ModelError
 from soi import __version__
 from soi.cli import ai, db, dicom, peers, studies
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
 from soi.logs import configure_logging
+from soi.server import run_workers
 from soi.server import serve as run_server
 from store import StoreError
 
@@ -102,7 +105,39 @@ def serve(
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
         run_server(settings, echo=typer.echo)
-    except (OSError, GatewayError, StoreError, SQLAlchemyError, ValueError) as exc:
+    except _START_ERRORS as exc:
+        raise fail(f"cannot start: {exc}") from None
+
+
+_START_ERRORS = (
+    OSError,
+    GatewayError,
+    StoreError,
+    SQLAlchemyError,
+    ValueError,
+    ModelError,
+    InferenceError,
+)
+
+
+@app.command()
+def worker(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker threads (default: 1).", envvar="SOI_WORKERS", show_default=False),
+    ] = None,
+) -> None:
+    """Run inference job workers only (national mode: on inference nodes)."""
+    settings = settings_or_exit(
+        config, data_dir=data_dir, database_url=database_url, workers=workers
+    )
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        run_workers(settings, echo=typer.echo)
+    except _START_ERRORS as exc:
         raise fail(f"cannot start: {exc}") from None
 
 

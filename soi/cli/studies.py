@@ -8,19 +8,35 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database
-from soi.services import list_study_page
+from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database, fail
+from soi.schemas import StudyDetail
+from soi.services import list_study_page, study_detail
 
 __all__ = ["studies_command"]
 
 
 def studies_command(
+    study_uid: Annotated[
+        str | None,
+        typer.Argument(help="Show one study: its jobs and AI results with their findings."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many studies.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One study as JSON.")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     database_url: DatabaseUrlOpt = None,
 ) -> None:
-    """List studies received, most recent first, with their state and jobs."""
+    """List studies received, most recent first; or show one study's results."""
+    if study_uid is not None:
+        with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
+            detail = study_detail(database, study_uid)
+        if detail is None:
+            raise fail(f"no study {study_uid!r} has been received")
+        if as_json:
+            typer.echo(detail.model_dump_json(indent=2))
+        else:
+            _print_detail(detail)
+        return
     with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
         page = list_study_page(database, limit=limit, offset=0)
     if not page.items:
@@ -43,3 +59,35 @@ def studies_command(
         )
     Console(width=200).print(table)
     typer.echo(f"{len(page.items)} of {page.total} studies shown.")
+
+
+def _print_detail(study: StudyDetail) -> None:
+    typer.echo(
+        f"Study {study.study_instance_uid} · {study.patient_name} · {study.facility} · "
+        f"{study.modalities} · {study.num_instances} instance(s) · {study.state}"
+    )
+    for job in study.jobs:
+        typer.echo(f"Job {job.pipeline}: {job.state} (attempt {job.attempts}) {job.state_reason}")
+    if not study.results:
+        typer.echo("No AI result yet.")
+        return
+    result = study.results[-1]
+    typer.echo(
+        f"AI result ({result.status.upper()}, not a diagnosis until a clinician signs): "
+        f"{result.state} · {result.model_name} {result.model_version}"
+    )
+    if result.reason.get("en"):
+        typer.echo(f"  {result.reason['en']}\n  {result.reason['vi']}")
+    if not result.findings:
+        return
+    table = Table("Finding", "Code", "Probability", "Threshold", "Positive", "Overlay")
+    for finding in result.findings:
+        table.add_row(
+            finding.label,
+            f"{finding.code['scheme']} {finding.code['value']}",
+            f"{finding.probability:.3f}",
+            "" if finding.threshold is None else f"{finding.threshold:.3f}",
+            "yes" if finding.positive else "no",
+            finding.overlay or "",
+        )
+    Console(width=200).print(table)

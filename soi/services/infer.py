@@ -11,9 +11,20 @@ from dicom_gateway import collect_files
 from inference import CxrAnalysis, CxrPipeline, PixelDataError, read_dataset
 from inference.explain import render_overlay, save_heatmap
 from inference.pixels import display_array, to_grey
-from models import ModelRegistry
+from models import ModelManifest, ModelRegistry
 
-__all__ = ["InferredInstance", "InferredStudy", "infer_files"]
+__all__ = [
+    "METRIC_TOLERANCES",
+    "InferredInstance",
+    "InferredStudy",
+    "MetricDifference",
+    "compare_metrics",
+    "infer_files",
+]
+
+#: How far a retrained model's test metric may lie from the registered one and still
+#: count as reproduced (run-to-run noise of CPU kernels; the split and seeds are fixed).
+METRIC_TOLERANCES = {"auroc": 0.02, "sensitivity": 0.05, "specificity": 0.05}
 
 
 @dataclass
@@ -113,3 +124,42 @@ def _write_heatmaps(dataset: Any, analysis: CxrAnalysis, folder: Path) -> dict[s
         npy = save_heatmap(folder / f"{key}.npy", heatmap)
         written[key] = {"overlay": str(png), "array": str(npy)}
     return written
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDifference:
+    """One test metric of one finding: registered, retrained, and whether they agree."""
+
+    key: str
+    metric: str
+    registered: float
+    retrained: float
+    tolerance: float
+
+    @property
+    def within(self) -> bool:
+        """Whether the difference is within the tolerance."""
+        return abs(self.retrained - self.registered) <= self.tolerance
+
+
+def compare_metrics(reference: ModelManifest, metrics: Sequence[Any]) -> list[MetricDifference]:
+    """Compare retrained test metrics (``LabelMetrics``) with a registered manifest's.
+
+    A finding or metric the manifest lacks counts as a difference (``nan`` registered).
+    """
+    per_target = reference.eval_metrics.get("per_target", {})
+    rows: list[MetricDifference] = []
+    for metric in metrics:
+        registered = per_target.get(metric.key, {})
+        for name, tolerance in METRIC_TOLERANCES.items():
+            value = (registered.get(name) or {}).get("value")
+            rows.append(
+                MetricDifference(
+                    key=metric.key,
+                    metric=name,
+                    registered=float("nan") if value is None else float(value),
+                    retrained=float(getattr(metric, name).value),
+                    tolerance=tolerance,
+                )
+            )
+    return rows

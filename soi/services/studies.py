@@ -5,8 +5,28 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from dicom_gateway import sop_class_name
-from soi.schemas import InstanceOut, JobOut, Page, SeriesOut, StudyDetail, StudySummary
-from store import Database, Job, PatientIdentifier, Study, count_studies, get_study, list_studies
+from soi.schemas import (
+    FindingOut,
+    InstanceOut,
+    JobOut,
+    Page,
+    ResultOut,
+    SeriesOut,
+    StudyDetail,
+    StudySummary,
+)
+from store import (
+    Database,
+    Job,
+    PatientIdentifier,
+    Result,
+    Study,
+    count_studies,
+    get_study,
+    list_results,
+    list_studies,
+    result_reason,
+)
 
 __all__ = ["list_study_page", "study_detail"]
 
@@ -20,6 +40,34 @@ def _job(job: Job) -> JobOut:
         instances=len(job.instance_uids or []),
         created_at=job.created_at,
         updated_at=job.updated_at,
+    )
+
+
+def _result(result: Result, pipeline: str) -> ResultOut:
+    reason = result_reason(result)
+    return ResultOut(
+        id=result.id,
+        pipeline=pipeline,
+        model_name=result.model_name,
+        model_version=result.model_version,
+        state=result.state.value,
+        status=result.status.value,
+        reason={"en": reason.en, "vi": reason.vi},
+        created_at=result.created_at,
+        findings=[
+            FindingOut(
+                label=f.label,
+                code={"scheme": f.code_scheme, "value": f.code_value, "meaning": f.code_meaning},
+                probability=f.probability,
+                threshold=f.threshold,
+                positive=f.positive,
+                sop_instance_uid=f.sop_instance_uid,
+                heatmap=f.heatmap_path,
+                overlay=f.overlay_path,
+            )
+            for f in result.findings
+        ],
+        details=dict(result.details or {}),
     )
 
 
@@ -61,6 +109,7 @@ def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | N
         identifiers = session.scalars(
             select(PatientIdentifier).where(PatientIdentifier.patient_id == study.patient_id)
         ).all()
+        pipelines = {job.id: job.pipeline for job in study.jobs}
         series = [
             SeriesOut(
                 series_instance_uid=s.series_instance_uid,
@@ -97,5 +146,9 @@ def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | N
                     for ident in identifiers
                 ],
                 "series": series,
+                "results": [
+                    _result(result, pipelines.get(result.job_id, ""))
+                    for result in list_results(session, study.id)
+                ],
             }
         )

@@ -29,14 +29,19 @@ def _study(runtime: Runtime, uid: str) -> Study:
 
 
 class TestStudyAssembler:
-    def test_chest_study_gets_one_waiting_cxr_job(self, runtime: Runtime, tmp_path: Path) -> None:
+    def test_chest_study_without_model_gets_one_waiting_cxr_job(self, runtime: Runtime, tmp_path: Path) -> None:
         study_uid = "1.2.826.0.1.3680043.8.498.1"
         paths = [
             write_dataset(make_cr(study_instance_uid=study_uid, seed=i), tmp_path / f"{i}.dcm")
             for i in range(3)
         ]
         _send(runtime, paths)
-        assembler = runtime.assembler
+        # An installation without a chest X-ray model: the job waits, saying why.
+        assembler = StudyAssembler(
+            database=runtime.database,
+            quiet_period=runtime.assembler.quiet_period,
+            available_pipelines=frozenset(),
+        )
         assert assembler.run_once(now=utcnow()) == []  # still inside the quiet period
         assembled = assembler.run_once(now=utcnow() + timedelta(seconds=5))
         assert [(a.study_instance_uid, a.pipelines) for a in assembled] == [(study_uid, ("cxr",))]
@@ -78,6 +83,8 @@ class TestStudyAssembler:
         assert "no pipeline applies" in study.state_reason
 
     def test_available_pipeline_jobs_are_queued(self, runtime: Runtime, tmp_path: Path) -> None:
+        # The shipped chest X-ray model makes the cxr pipeline available.
+        assert "cxr" in runtime.assembler.available_pipelines
         _send(runtime, [write_dataset(make_cr(), tmp_path / "a.dcm")])
         assembler = StudyAssembler(
             database=runtime.database,

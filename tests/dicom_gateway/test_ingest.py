@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,13 +10,7 @@ from sqlalchemy import func, select
 from dicom_gateway import Ingestor, Router, Source, StoreStatus
 from store import Database, Instance, InstanceFileStore, Patient, Study, get_facility
 from tests.support.data import make_cr
-
-
-def _encoded(ds) -> bytes:  # type: ignore[no-untyped-def]
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    whole = buffer.getvalue()
-    return whole[132 + 12 + int.from_bytes(whole[140:144], "little") :]
+from tests.support.store import encoded
 
 
 class TestConcurrentIngest:
@@ -33,7 +26,7 @@ class TestConcurrentIngest:
         study_uid = "1.2.826.0.1.3680043.8.498.77"
         datasets = [make_cr(study_instance_uid=study_uid, seed=i) for i in range(12)]
         # Every instance is sent twice, by different threads, at about the same time.
-        jobs = [(ds, _encoded(ds)) for ds in datasets for _ in range(2)]
+        jobs = [(ds, encoded(ds)) for ds in datasets for _ in range(2)]
 
         def send(job: tuple[object, bytes]) -> StoreStatus:
             ds, body = job

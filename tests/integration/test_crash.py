@@ -179,7 +179,8 @@ def _assert_one_cxr_job(study: dict[str, Any]) -> None:
     assert len(study["jobs"]) == 1, study["jobs"]
     (job,) = study["jobs"]
     assert job["pipeline"] == "cxr"
-    assert job["state"] == "waiting"
+    # The shipped model makes the pipeline available: the job is queued or has run.
+    assert job["state"] in ("queued", "running", "done", "ungradable"), job
     assert job["instances"] == INSTANCES
 
 

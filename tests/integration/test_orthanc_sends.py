@@ -181,8 +181,8 @@ class TestOrthancPushesStudies:
         assert len(chest["jobs"]) == 1, chest["jobs"]
         (job,) = chest["jobs"]
         assert job["pipeline"] == "cxr"
-        assert job["state"] == "waiting"
-        assert "not available" in job["state_reason"], job["state_reason"]
+        # The shipped model makes the pipeline available: the job is queued or has run.
+        assert job["state"] in ("queued", "running", "done", "ungradable"), job
         assert job["instances"] == CHEST_INSTANCES
         instances = [i for s in chest["series"] for i in s["instances"]]
         assert [i["instance_number"] for i in instances] == [1, 2, 3]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
+
+from pydicom import Dataset
+
+from dicom_gateway import Ingestor, Source
 from store import (
     Applicability,
     Database,
@@ -14,7 +20,36 @@ from store import (
     index_instance,
 )
 
-__all__ = ["index_cxr_study"]
+__all__ = ["encoded", "index_cxr_study", "ingest_datasets"]
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
+
+def encoded(ds: Dataset) -> bytes:
+    """The data set as a C-STORE carries it: its transfer syntax's encoding (default
+    explicit VR little endian), no file meta."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    whole = buffer.getvalue()
+    return whole[132 + 12 + int.from_bytes(whole[140:144], "little") :]
+
+
+def ingest_datasets(ingestor: Ingestor, datasets: Iterable[Dataset]) -> None:
+    """Store data sets through the gateway's ingest path, as from a local modality."""
+    with ingestor.database.read() as session:
+        facility = get_facility(session, "LOCAL")
+    source = Source("TESTMOD", "127.0.0.1", facility.id, facility.code)
+    for ds in datasets:
+        outcome = ingestor.store(
+            encoded(ds),
+            transfer_syntax_uid=str(
+                getattr(ds.get("file_meta"), "TransferSyntaxUID", EXPLICIT_VR_LITTLE_ENDIAN)
+            ),
+            sop_class_uid=str(ds.SOPClassUID),
+            sop_instance_uid=str(ds.SOPInstanceUID),
+            source=source,
+        )
+        assert outcome.ok, outcome
 
 
 def index_cxr_study(database: Database, study_instance_uid: str) -> int:

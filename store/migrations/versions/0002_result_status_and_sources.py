@@ -1,5 +1,6 @@
 """Results carry their status (preliminary until signed) and per-instance details;
-findings name the image they were read on and their overlay picture.
+findings name the image they were read on and their overlay picture; jobs count
+their failures apart from their claims.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,6 +21,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("failures", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -51,3 +56,5 @@ def downgrade() -> None:
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.drop_column("details")
         batch_op.drop_column("status")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("failures")

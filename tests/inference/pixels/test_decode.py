@@ -118,9 +118,19 @@ class TestDecodeFirstFrame:
         expected = np.clip((values - (0 - 0.5)) / 4095 + 0.5, 0, 1).astype(np.float32)
         np.testing.assert_allclose(image.array, expected, atol=1e-6)
 
-    def test_undecodable_pixel_data(self) -> None:
+    @pytest.mark.parametrize(
+        "codestream",
+        [
+            b"\xff\x4f\xff\x51 this is not a codestream",
+            # A SIZ marker followed by junk: GDCM aborts the process on this one, so
+            # it must never be handed to GDCM.
+            b"\xff\x4f\xff\x51" + bytes(range(256)) * 8,
+        ],
+        ids=["short", "junk-after-siz"],
+    )
+    def test_undecodable_pixel_data(self, codestream: bytes) -> None:
         ds = cr_with(phantom())
-        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 this is not a codestream"])
+        ds.PixelData = encapsulate([codestream])
         ds["PixelData"].VR = "OB"
         ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
 

@@ -29,7 +29,9 @@ def _study(runtime: Runtime, uid: str) -> Study:
 
 
 class TestStudyAssembler:
-    def test_chest_study_without_model_gets_one_waiting_cxr_job(self, runtime: Runtime, tmp_path: Path) -> None:
+    def test_chest_study_without_model_gets_one_waiting_cxr_job(
+        self, runtime: Runtime, tmp_path: Path
+    ) -> None:
         study_uid = "1.2.826.0.1.3680043.8.498.1"
         paths = [
             write_dataset(make_cr(study_instance_uid=study_uid, seed=i), tmp_path / f"{i}.dcm")

@@ -23,7 +23,7 @@ import httpx
 
 from .net import LOOPBACK, free_port
 
-__all__ = ["READY_LINE", "SoiProcess", "SoiProcessError"]
+__all__ = ["READY_LINE", "SoiProcess", "SoiProcessError", "die_with_parent", "soi_executable"]
 
 #: The line ``soi serve`` prints on stdout once it accepts DIMSE and HTTP connections.
 READY_LINE = "Ready. Press Ctrl-C to stop."
@@ -33,7 +33,7 @@ _PORT_IN_USE = ("address already in use", "errno 98")
 _PR_SET_PDEATHSIG = 1
 
 
-def _soi_executable() -> list[str]:
+def soi_executable() -> list[str]:
     """Return how to run the ``soi`` command of the running interpreter's environment."""
     script = Path(sys.executable).parent / "soi"
     if script.is_file() and os.access(script, os.X_OK):
@@ -41,7 +41,7 @@ def _soi_executable() -> list[str]:
     return [sys.executable, "-c", "from soi.cli import main; main()"]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to kill the child when the test process dies (run in the child)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -179,7 +179,7 @@ class SoiProcess:
             Arguments, starting with the ``soi`` script.
         """
         return [
-            *_soi_executable(),
+            *soi_executable(),
             "serve",
             "--data-dir",
             str(self.data_dir),
@@ -236,7 +236,7 @@ class SoiProcess:
                     env=self._environment(),
                     # Linux ties the death signal to the thread that starts the process:
                     # start Soi from the test's main thread.
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             try:
                 self._wait_ready()

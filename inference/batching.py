@@ -22,7 +22,7 @@ import numpy.typing as npt
 from inference.errors import InferenceError
 from inference.runners.base import Runner, RunnerError, check_input
 
-__all__ = ["BatcherClosed", "BatcherStats", "DynamicBatcher"]
+__all__ = ["BatchedRunner", "BatcherClosed", "BatcherStats", "DynamicBatcher"]
 
 Outputs = dict[str, npt.NDArray[Any]]
 
@@ -237,3 +237,59 @@ class DynamicBatcher:
             self._items += len(live)
             self._failed += int(failed)
             self._sizes[len(live)] = self._sizes.get(len(live), 0) + 1
+
+
+class BatchedRunner(Runner):
+    """A :class:`Runner` whose batches go through a :class:`DynamicBatcher`.
+
+    Several job worker threads share one model this way: each thread's images join
+    the same queue, and the batcher runs them together (up to ``max_batch`` images,
+    or what arrived within ``max_wait_ms``). :meth:`run` returns the same outputs as
+    the wrapped runner. Grad-CAM (``gradients``), when the wrapped runner offers it,
+    goes to it directly.
+
+    Parameters
+    ----------
+    runner:
+        The loaded runner; closed by :meth:`close`.
+    max_batch, max_wait_ms:
+        As :class:`DynamicBatcher`.
+    """
+
+    def __init__(self, runner: Runner, *, max_batch: int, max_wait_ms: float) -> None:
+        self.inner = runner
+        self.batcher = DynamicBatcher(runner, max_batch=max_batch, max_wait_ms=max_wait_ms)
+        self.input_name = runner.input_name
+        self.input_dtype = runner.input_dtype
+        self.input_shape = runner.input_shape
+        self.output_names = runner.output_names
+        self.max_batch = runner.max_batch
+        gradients = getattr(runner, "gradients", None)
+        if callable(gradients):
+            self.gradients = gradients
+
+    def run(self, batch: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
+        """Queue each image, wait for all, and stack the outputs back in order.
+
+        Raises
+        ------
+        RunnerInputError
+            If an image does not fit the model input.
+        RunnerError
+            If the batch an image ran in failed.
+        """
+        array = check_input(
+            batch,
+            dtype=self.input_dtype,
+            shape=self.input_shape,
+            max_batch=self.max_batch,
+            what=f"input {self.input_name!r}",
+        )
+        futures = [self.batcher.submit(item) for item in array]
+        results = [future.result() for future in futures]
+        return {name: np.stack([result[name] for result in results]) for name in self.output_names}
+
+    def close(self) -> None:
+        """Stop the batcher, then close the wrapped runner."""
+        self.batcher.close()
+        self.inner.close()

@@ -188,7 +188,7 @@ class CxrPipeline:
     runner:
         A loaded runner for the model; by default one made by
         :func:`~inference.loading.load_runner` for ``backend``. The pipeline does not
-        close a runner it was given.
+        close a runner it was given, unless ``owns_runner``.
     gate_config:
         Gate thresholds; the defaults of :class:`CxrGateConfig` when None.
     backend:
@@ -200,6 +200,8 @@ class CxrPipeline:
         ``auto``, ``cpu`` or ``cuda`` for the default runner.
     max_batch:
         Largest batch the default runner takes.
+    owns_runner:
+        Close the given ``runner`` in :meth:`close`.
 
     Raises
     ------
@@ -222,6 +224,7 @@ class CxrPipeline:
         threads: int = 1,
         device: str = "auto",
         max_batch: int = 8,
+        owns_runner: bool = False,
     ) -> None:
         manifest = model.manifest
         self.manifest: ModelManifest = manifest
@@ -230,7 +233,7 @@ class CxrPipeline:
         nd = manifest.network_data_format
         self._logits = nd.logits
         self._features = nd.features
-        self._owns_runner = runner is None
+        self._owns_runner = runner is None or owns_runner
         self.runner: Runner = (
             runner
             if runner is not None

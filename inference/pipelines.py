@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from inference.batching import BatchedRunner
 from inference.cxr import CxrPipeline
 from inference.cxr_job import CxrJobHandler
+from inference.loading import load_runner
 from inference.worker import JobHandler
 from models import ModelError, ModelRegistry
 
@@ -38,8 +40,13 @@ def build_handlers(
     threads: int = 1,
     device: str = "auto",
     max_batch: int = 8,
+    batch_wait_ms: float | None = None,
 ) -> dict[str, JobHandler]:
     """Load a handler for each available pipeline (or each of ``pipelines``).
+
+    With ``batch_wait_ms``, the model runs behind a :class:`DynamicBatcher` so that
+    several worker threads sharing the handler have their images run together (up to
+    ``max_batch`` images, or what arrived within ``batch_wait_ms``).
 
     Raises
     ------
@@ -55,7 +62,10 @@ def build_handlers(
         if model_name is None:
             raise ModelError(f"no pipeline named {pipeline!r} (known: {sorted(PIPELINE_MODELS)})")
         model = registry.get(model_name)
-        handlers[pipeline] = CxrJobHandler(
-            CxrPipeline(model, backend=backend, threads=threads, device=device, max_batch=max_batch)
+        runner = load_runner(
+            model, backend=backend, threads=threads, device=device, max_batch=max_batch
         )
+        if batch_wait_ms is not None:
+            runner = BatchedRunner(runner, max_batch=max_batch, max_wait_ms=batch_wait_ms)
+        handlers[pipeline] = CxrJobHandler(CxrPipeline(model, runner=runner, owns_runner=True))
     return handlers

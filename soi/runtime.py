@@ -105,6 +105,7 @@ class Runtime:
                 threads=settings.inference_threads,
                 device=settings.inference_device,
                 max_batch=settings.inference_max_batch,
+                batch_wait_ms=settings.inference_batch_wait_ms if settings.workers > 1 else None,
             )
             workers = [
                 JobWorker(

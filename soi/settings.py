@@ -15,10 +15,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["SHIPPED_MODELS_DIR", "Settings", "load_settings"]
+__all__ = ["SHIPPED_MODELS_DIR", "SHIPPED_SAMPLES_DIR", "Settings", "load_settings"]
 
 #: The model registry shipped inside the ``models`` package.
 SHIPPED_MODELS_DIR = Path(str(resources.files("models") / "registry"))
+#: Synthetic sample studies shipped inside the ``soi`` package.
+SHIPPED_SAMPLES_DIR = Path(str(resources.files("soi") / "samples"))
 
 _MIB = 1024 * 1024
 
@@ -90,6 +92,13 @@ class Settings(BaseSettings):
     )
     inference_threads: int = Field(2, ge=1, le=256, description="Threads per model run.")
     inference_max_batch: int = Field(8, ge=1, le=256, description="Images per model run.")
+    inference_batch_wait_ms: float = Field(
+        5.0,
+        ge=0,
+        le=10_000,
+        description="With several workers: how long an image waits for others to share "
+        "a model run with.",
+    )
     workers: int = Field(
         1, ge=0, le=64, description="Job worker threads in `soi serve` (0: none here)."
     )

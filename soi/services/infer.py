@@ -9,7 +9,7 @@ from typing import Any
 
 from dicom_gateway import collect_files
 from inference import CxrAnalysis, CxrPipeline, PixelDataError, read_dataset
-from inference.explain import render_overlay, save_heatmap
+from inference.explain import heatmap_files, preliminary_label
 from inference.pixels import display_array, to_grey
 from models import ModelManifest, ModelRegistry
 
@@ -110,18 +110,17 @@ def _infer_one(
 
 def _write_heatmaps(dataset: Any, analysis: CxrAnalysis, folder: Path) -> dict[str, dict[str, str]]:
     folder.mkdir(parents=True, exist_ok=True)
-    grey = to_grey(display_array(dataset)).array
+    display = analysis.display if analysis.display is not None else display_array(dataset)
+    grey = to_grey(display).array
     written: dict[str, dict[str, str]] = {}
     by_key = {finding.key: finding for finding in analysis.findings}
     for key, heatmap in analysis.heatmaps.items():
         finding = by_key[key]
-        label = (
-            f"AI — preliminary · {finding.display_en} {finding.probability:.2f} · "
-            f"{finding.display_vi} — sơ bộ"
-        )
-        png = folder / f"{key}.png"
-        render_overlay(grey, heatmap, label=label).save(png)
-        npy = save_heatmap(folder / f"{key}.npy", heatmap)
+        label = preliminary_label(finding.display_en, finding.display_vi, finding.probability)
+        array_bytes, png_bytes = heatmap_files(grey, heatmap, label=label)
+        png, npy = folder / f"{key}.png", folder / f"{key}.npy"
+        png.write_bytes(png_bytes)
+        npy.write_bytes(array_bytes)
         written[key] = {"overlay": str(png), "array": str(npy)}
     return written
 

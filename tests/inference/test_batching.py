@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from inference.batching import BatcherClosed, DynamicBatcher
+from inference.batching import BatchedRunner, BatcherClosed, DynamicBatcher
 from inference.runners import Runner, RunnerError, RunnerInputError
 from inference.runners.onnx import OnnxRunner
 from tests.inference.runners.builders import build_tiny_cnn, images
@@ -209,3 +209,34 @@ class TestDynamicBatcher:
             future.result(timeout=5)
         assert batcher.closed
         assert batcher.stats().mean_batch_size == 1.0
+
+
+class TestBatchedRunner:
+    def test_threads_share_batches_and_get_their_own_outputs(self, onnx_runner: OnnxRunner) -> None:
+        slow = WrappedRunner(onnx_runner, delay=0.05)
+        shared = BatchedRunner(slow, max_batch=8, max_wait_ms=30)
+        batches = [images(2, seed=seed) for seed in range(4)]
+        try:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                answers = list(pool.map(shared.run, batches))
+            stats = shared.batcher.stats()
+        finally:
+            shared.batcher.close(timeout=5)
+        for batch, answer in zip(batches, answers, strict=True):
+            expected = onnx_runner.run(batch)
+            assert set(answer) == set(expected)
+            for name, value in expected.items():
+                np.testing.assert_allclose(answer[name], value, rtol=1e-5, atol=1e-6)
+        # Four threads' eight images ran in fewer model runs than one per thread.
+        assert stats.items == 8
+        assert stats.batches < 4
+        assert shared.output_names == onnx_runner.output_names
+
+    def test_a_failed_run_reaches_the_caller(self, onnx_runner: OnnxRunner) -> None:
+        shared = BatchedRunner(WrappedRunner(onnx_runner, failures=1), max_batch=4, max_wait_ms=0)
+        try:
+            with pytest.raises(RunnerError, match="fell over"):
+                shared.run(images(1))
+            assert shared.run(images(1))[onnx_runner.output_names[0]].shape[0] == 1
+        finally:
+            shared.batcher.close(timeout=5)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 
 from soi.cli import app
 from soi.runtime import Runtime
-from store import head_revision
+from store import head_revision, utcnow
 from tests.support.data import make_cr, write_dataset
 from tests.support.net import free_port
 
@@ -107,6 +109,26 @@ class TestDicomCommands:
         assert "1.2.3.4.5" in out
         assert "receiving" in out
 
+        # One study, once its worker has run: the AI result, marked preliminary.
+        runtime.assembler.run_once(now=utcnow() + timedelta(seconds=60))
+        worker = Runtime.build(settings, with_listener=False, with_workers=True)
+        try:
+            assert worker.workers[0].run_once() is not None
+        finally:
+            worker.close()
+        common = ["--data-dir", str(settings.data_dir), "--database-url",
+                  settings.resolved_database_url]  # fmt: skip
+        code, out = _invoke("studies", "1.2.3.4.5", *common)
+        assert code == 0, out
+        assert "Job cxr:" in out
+        assert "AI result (PRELIMINARY, not a diagnosis until a clinician signs)" in out
+        code, out = _invoke("studies", "1.2.3.4.5", "--json", *common)
+        assert code == 0, out
+        assert json.loads(out)["results"][0]["status"] == "preliminary"
+        code, out = _invoke("studies", "9.9.9", *common)
+        assert code == 1
+        assert "no study '9.9.9' has been received" in out
+
     def test_echo_to_nobody_fails_clearly(self) -> None:
         code, out = _invoke("echo", f"SOI@127.0.0.1:{free_port()}")
         assert code == 1
@@ -120,6 +142,20 @@ class TestDicomCommands:
 
 
 @pytest.mark.slow
+class TestWorkerCommand:
+    def test_refuses_to_start_with_nothing_to_do(self, tmp_path: Path) -> None:
+        code, out = _invoke("worker", "--data-dir", str(tmp_path), "--workers", "0")
+        assert code == 1
+        assert "SOI_WORKERS is 0" in out
+        empty = tmp_path / "no-models"
+        empty.mkdir()
+        result = runner.invoke(
+            app, ["worker", "--data-dir", str(tmp_path)], env={"SOI_MODELS_DIR": str(empty)}
+        )
+        assert result.exit_code == 1
+        assert "no model is registered" in result.output
+
+
 class TestServe:
     def test_serve_prints_where_it_listens_and_stops_on_sigterm(self, tmp_path: Path) -> None:
         dicom_port, http_port = free_port(), free_port()

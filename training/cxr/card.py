@@ -82,8 +82,10 @@ layer) that scores five findings on a frontal chest radiograph, in this output o
 
 ## Data
 - Generator: `training.phantoms.write_phantom_dataset`, seed {config.phantom_seed},
-  {config.count} frontal phantoms drawn at {config.phantom_size} px, each finding drawn
-  independently with the prevalences in the configuration below.
+  {config.count} frontal phantoms drawn at {_sizes(config)} px and stored at
+  {config.phantom_size} px (block averages, as a detector with larger pixels would
+  record them), each finding drawn independently with the prevalences in the
+  configuration below.
 - Split by patient: {counts.get("train", "?")} train, {counts.get("validation", "?")}
   validation, {counts.get("test", "?")} test images.
 - No real patient images were used at any stage.
@@ -125,3 +127,10 @@ same function.
 
 Created {created_at.strftime("%Y-%m-%d %H:%M UTC")}.
 """
+
+
+def _sizes(config: CxrTrainConfig) -> str:
+    sizes = config.draw_sizes or (config.phantom_size,)
+    return ", ".join(str(size) for size in sizes[:-1]) + (
+        f" or {sizes[-1]}" if len(sizes) > 1 else str(sizes[-1])
+    )

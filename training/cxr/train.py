@@ -82,6 +82,7 @@ def _phantoms(config: CxrTrainConfig) -> list[CxrRecord]:
         "count": config.count,
         "seed": config.phantom_seed,
         "image_size": config.phantom_size,
+        "draw_sizes": list(config.draw_sizes),
         "prevalence": {str(k): v for k, v in sorted(config.prevalence.items())},
     }
     stamp = folder / _PHANTOM_PARAMETERS
@@ -92,7 +93,8 @@ def _phantoms(config: CxrTrainConfig) -> list[CxrRecord]:
             count=config.count,
             seed=config.phantom_seed,
             prevalence=config.prevalence,
-            image_size=config.phantom_size,
+            image_size=config.draw_sizes or config.phantom_size,
+            stored_rows=config.phantom_size,
         )
         stamp.write_text(json.dumps(parameters, indent=2) + "\n", encoding="utf-8")
     return [record for record in read_phantom_dataset(folder) if record.frontal]

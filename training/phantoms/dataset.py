@@ -13,7 +13,7 @@ every image of a patient is in the same split.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -84,7 +84,7 @@ def write_phantom_dataset(
     count: int,
     seed: int,
     prevalence: Mapping[CxrFinding, float],
-    image_size: int = 512,
+    image_size: int | Sequence[int] = 512,
     stored_rows: int | None = None,
     images_per_patient: int = 1,
     lateral_fraction: float = 0.0,
@@ -104,7 +104,9 @@ def write_phantom_dataset(
         Probability of each finding, drawn independently per image; a finding not
         listed is never drawn.
     image_size:
-        Size of the drawn phantom.
+        Size of the drawn phantom; with several sizes, each image is drawn at one of
+        them at random (store them at one ``stored_rows``: the model then sees images
+        reduced from several detector resolutions, as in practice).
     stored_rows:
         Rows and columns of the stored image (the phantom is resampled); by default
         ``image_size``.
@@ -142,11 +144,12 @@ def write_phantom_dataset(
         views = [PhantomView.PA if rng.uniform() < 0.8 else PhantomView.AP]
         if rng.uniform() < lateral_fraction:
             views.append(PhantomView.LATERAL)
+        size = image_size if isinstance(image_size, int) else int(rng.choice(image_size))
         for view in views:
             phantom = generate_cxr(
                 rng,
                 findings=findings if view.frontal else frozenset(),
-                size=image_size,
+                size=size,
                 view=view,
             )
             modality = Modality.DX if rng.uniform() < 0.5 else Modality.CR

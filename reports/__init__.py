@@ -3,4 +3,32 @@
 Depends on :mod:`store`.
 """
 
-__all__: list[str] = []
+from reports.fhir import (
+    IdentifierSystems,
+    InvalidBundleError,
+    NoPatientIdentifierError,
+    OrganizationRef,
+    build_bundle,
+    bundle_json,
+)
+from reports.heatmap_sc import build_heatmap_sc
+from reports.hl7v2 import build_oru, encode_mllp, oru_control_id
+from reports.mllp import HL7Ack, MllpError, send_mllp
+from reports.sr import build_sr
+
+__all__ = [
+    "HL7Ack",
+    "IdentifierSystems",
+    "InvalidBundleError",
+    "MllpError",
+    "NoPatientIdentifierError",
+    "OrganizationRef",
+    "build_bundle",
+    "build_heatmap_sc",
+    "build_oru",
+    "build_sr",
+    "bundle_json",
+    "encode_mllp",
+    "oru_control_id",
+    "send_mllp",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,11 @@ class TorchRunner(Runner):
         if self._device.type == "cpu":
             torch.set_num_threads(threads)
         try:
-            module = torch.jit.load(str(model_path), map_location=self._device)
+            with warnings.catch_warnings():
+                # PyTorch 2.14 marks TorchScript deprecated in favour of torch.export;
+                # it still loads and runs these files (see training.cxr.export).
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(model_path), map_location=self._device)
         except (RuntimeError, ValueError) as exc:
             raise RunnerError(f"PyTorch cannot load {model_path}: {exc}") from exc
         module.eval()

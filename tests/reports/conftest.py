@@ -74,6 +74,8 @@ def complete_context(tmp_path: Path) -> ReportContext:
     ds = phantom_to_dicom(phantom, rng, modality="DX")
     ds.PatientName = "NGUYỄN^THỊ HƯƠNG"
     ds.PatientID = "HG-000123"
+    ds.PatientBirthDate = "19800214"
+    ds.PatientSex = "F"
     ds.AccessionNumber = "HG2611230001"
     source = tmp_path / "source.dcm"
     ds.save_as(source, enforce_file_format=True)

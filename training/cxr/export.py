@@ -83,9 +83,12 @@ def export_torchscript(model: CxrNet, path: Path, *, input_size: int) -> Path:
     model.eval()
     example = torch.zeros(2, model.config.in_channels, input_size, input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Deprecated in PyTorch 2.14 in favour of torch.export, still fully supported;
+        # TorchScript keeps the runner free of Python model code.
+        warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model, (example,), check_trace=True)  # type: ignore[no-untyped-call]
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
     return path
 
 

@@ -3,6 +3,7 @@
 Depends on :mod:`store`.
 """
 
+from reports.encapsulated_pdf import build_encapsulated_pdf
 from reports.fhir import (
     IdentifierSystems,
     InvalidBundleError,
@@ -14,6 +15,7 @@ from reports.fhir import (
 from reports.heatmap_sc import build_heatmap_sc
 from reports.hl7v2 import build_oru, encode_mllp, oru_control_id
 from reports.mllp import HL7Ack, MllpError, send_mllp
+from reports.pdf import build_pdf
 from reports.sr import build_sr
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "NoPatientIdentifierError",
     "OrganizationRef",
     "build_bundle",
+    "build_encapsulated_pdf",
     "build_heatmap_sc",
     "build_oru",
+    "build_pdf",
     "build_sr",
     "bundle_json",
     "encode_mllp",

@@ -76,6 +76,7 @@ def complete_context(tmp_path: Path) -> ReportContext:
     ds.PatientID = "HG-000123"
     ds.PatientBirthDate = "19800214"
     ds.PatientSex = "F"
+    ds.OtherPatientIDsSequence[0].PatientID = "001180000123"
     ds.AccessionNumber = "HG2611230001"
     source = tmp_path / "source.dcm"
     ds.save_as(source, enforce_file_format=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from store import (
     AuditOutcome,
@@ -80,6 +81,10 @@ def default_worker_name(suffix: str = "") -> str:
     """``host:pid[:suffix]``, what a claim records as its worker."""
     name = f"{socket.gethostname()}:{os.getpid()}"
     return f"{name}:{suffix}" if suffix else name
+
+
+#: Called in the transaction that stores a result: (session, result id, study id).
+ResultHook = Callable[[Session, int, int], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,9 @@ class JobWorker:
     max_attempts:
         Failed attempts in a row (errors, or workers that died holding the job) before
         the job fails for good with a ``failed`` result.
+    after_result:
+        Called with (session, result id, study id) in the transaction that stores each
+        result, e.g. to plan its deliveries: they commit with it, or not at all.
     """
 
     def __init__(
@@ -188,6 +196,7 @@ class JobWorker:
         name: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int = 3,
+        after_result: ResultHook | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"`max_attempts` must be a positive number, {max_attempts} is given")
@@ -200,6 +209,7 @@ class JobWorker:
         self.name = name or default_worker_name()
         self.lease = lease
         self.max_attempts = max_attempts
+        self.after_result = after_result
 
     @property
     def pipelines(self) -> frozenset[str]:
@@ -315,6 +325,8 @@ class JobWorker:
                 details=output.details,
             )
             self._audit(session, job, claimed, output.state.value, result.id)
+            if self.after_result is not None:
+                self.after_result(session, int(result.id), claimed.study_id)
             return int(result.id), job.state
 
     def _retry_or_fail(self, claimed: JobInput, handler: JobHandler, reason: str) -> WorkerReport:
@@ -348,6 +360,8 @@ class JobWorker:
                     )
                     self._audit(session, job, claimed, "failed", result.id)
                     result_id = int(result.id)
+                    if self.after_result is not None:
+                        self.after_result(session, result_id, claimed.study_id)
                 outcome = job.state.value
         except LeaseLostError as exc:
             return WorkerReport(

@@ -22,8 +22,11 @@ from dicom_gateway.sop_classes import STORAGE_SOP_CLASSES
 from inference import JobWorker, available_pipelines, build_handlers
 from inference.worker import default_worker_name
 from models import ModelRegistry
+from reports.outbox import DeliveryWorker
+from soi.services.documents import DeliveryPlanner, DocumentFactory, make_channels
 from soi.settings import Settings
 from store import (
+    Backoff,
     Database,
     IdentifierKind,
     InstanceFileStore,
@@ -64,6 +67,7 @@ class Runtime:
     result_files: ResultFileStore
     listener: DicomListener | None = field(default=None)
     workers: list[JobWorker] = field(default_factory=list)
+    senders: list[DeliveryWorker] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -98,6 +102,7 @@ class Runtime:
             available_pipelines=available_pipelines(registry),
         )
         workers: list[JobWorker] = []
+        planner = DeliveryPlanner(settings.destinations)
         if with_workers and settings.workers > 0:
             handlers = build_handlers(
                 registry,
@@ -116,8 +121,35 @@ class Runtime:
                     name=default_worker_name(f"w{index}"),
                     lease=timedelta(seconds=settings.job_lease_seconds),
                     max_attempts=settings.job_max_attempts,
+                    after_result=planner,
                 )
                 for index in range(settings.workers)
+            ]
+        senders: list[DeliveryWorker] = []
+        if with_workers and settings.destinations and settings.delivery_workers > 0:
+            factory = DocumentFactory(
+                settings=settings,
+                database=database,
+                registry=registry,
+                instance_files=files,
+                result_files=result_files,
+            )
+            channels = make_channels(settings)
+            backoff = Backoff(
+                base=timedelta(seconds=settings.delivery_retry_base_seconds),
+                cap=timedelta(seconds=settings.delivery_retry_cap_seconds),
+                max_attempts=settings.delivery_max_attempts,
+            )
+            senders = [
+                DeliveryWorker(
+                    database=database,
+                    channels=channels,
+                    build=factory,
+                    lease=timedelta(seconds=settings.delivery_lease_seconds),
+                    backoff=backoff,
+                    name=default_worker_name(f"outbox{index}"),
+                )
+                for index in range(settings.delivery_workers)
             ]
         listener = None
         if with_listener:
@@ -150,6 +182,7 @@ class Runtime:
             result_files=result_files,
             listener=listener,
             workers=workers,
+            senders=senders,
         )
 
     @property

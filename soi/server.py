@@ -67,6 +67,16 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         )
         for index, worker in enumerate(runtime.workers)
     ]
+    workers += [
+        threading.Thread(
+            target=sender.run_forever,
+            args=(stop,),
+            kwargs={"interval": settings.delivery_interval_seconds},
+            name=f"soi-outbox-{index}",
+            daemon=True,
+        )
+        for index, sender in enumerate(runtime.senders)
+    ]
 
     def on_ready(http_port: int) -> None:
         echo(f"DICOM  AE {settings.ae_title} listening on {settings.dicom_host}:{listener.port}")
@@ -75,6 +85,7 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         )
         echo(f"Data   {settings.data_dir.resolve()}  database: {runtime.database.dialect}")
         echo(_models_line(runtime))
+        echo(_outbox_line(runtime))
         echo("Ready. Press Ctrl-C to stop.")
         sys.stdout.flush()
 
@@ -165,6 +176,15 @@ def run_workers(settings: Settings, *, echo: Callable[[str], None] = print) -> N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         echo("Stopped.")
+
+
+def _outbox_line(runtime: Runtime) -> str:
+    """Where results go."""
+    destinations = runtime.settings.destinations
+    if not destinations:
+        return "Outbox no destination configured: results stay in Soi (see docs/configuration.md)"
+    names = ", ".join(f"{d.name} ({d.kind})" for d in destinations)
+    return f"Outbox {names}; {len(runtime.senders)} sender(s)"
 
 
 def _models_line(runtime: Runtime) -> str:

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,7 +15,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["SHIPPED_MODELS_DIR", "SHIPPED_SAMPLES_DIR", "Settings", "load_settings"]
+__all__ = [
+    "SHIPPED_MODELS_DIR",
+    "SHIPPED_SAMPLES_DIR",
+    "DestinationSettings",
+    "Settings",
+    "load_settings",
+]
 
 #: The model registry shipped inside the ``models`` package.
 SHIPPED_MODELS_DIR = Path(str(resources.files("models") / "registry"))
@@ -25,6 +31,8 @@ SHIPPED_SAMPLES_DIR = Path(str(resources.files("soi") / "samples"))
 _MIB = 1024 * 1024
 
 NationalKind = Literal["national_id", "health_insurance", "health_record"]
+DicomDocument = Literal["sr", "heatmap", "pdf"]
+_DICOM_DOCUMENTS: tuple[DicomDocument, ...] = ("sr", "heatmap", "pdf")
 
 
 def _default_issuer_kinds() -> dict[str, NationalKind]:
@@ -36,6 +44,48 @@ def _default_issuer_kinds() -> dict[str, NationalKind]:
         "HSSK": "health_record",
         "VN-HSSK": "health_record",
     }
+
+
+class DestinationSettings(BaseModel):
+    """One system results are delivered to: a PACS (DICOM), an EMR, PHR or commune
+    station system (FHIR), or a legacy HIS (HL7 v2 over MLLP)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Shown in `soi deliveries`.")
+    kind: Literal["dicom", "fhir", "mllp"]
+    facilities: list[str] = Field(
+        default_factory=list, description="Facility codes whose results go here; empty: all."
+    )
+    documents: list[DicomDocument] = Field(
+        default_factory=lambda: list(_DICOM_DOCUMENTS),
+        description="DICOM documents sent (dicom destinations).",
+    )
+    ae_title: str | None = Field(None, description="The PACS's AE title (dicom).")
+    host: str | None = Field(None, description="Host name or address (dicom, mllp).")
+    port: int | None = Field(None, ge=1, le=65535)
+    url: str | None = Field(None, description="FHIR base URL (fhir).")
+    token: str | None = Field(None, description="Bearer token (fhir).")
+    token_file: Path | None = Field(None, description="File holding the bearer token (fhir).")
+    ca_file: Path | None = Field(None, description="CA bundle to verify the server (fhir, mllp).")
+    client_cert: Path | None = Field(None, description="Client certificate for mTLS (fhir).")
+    client_key: Path | None = Field(None, description="Client key for mTLS (fhir).")
+    tls: bool = Field(False, description="MLLP over TLS (mllp).")
+    receiving_application: str = Field("HIS", description="MSH-5 (mllp).")
+    commune_station: str | None = Field(
+        None,
+        description="Organization identifier `system|value` of the commune health station "
+        "told of positive results (fhir).",
+    )
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _needs(self) -> DestinationSettings:
+        needed = {"dicom": ("ae_title", "host", "port"), "fhir": ("url",), "mllp": ("host", "port")}
+        missing = [key for key in needed[self.kind] if getattr(self, key) in (None, "")]
+        if missing:
+            raise ValueError(f"destination {self.name!r} ({self.kind}) needs {missing}")
+        return self
 
 
 class Settings(BaseSettings):
@@ -107,6 +157,20 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(3, ge=1, le=100, description="Claims of a job before it fails.")
     worker_interval_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    destinations: list[DestinationSettings] = Field(
+        default_factory=list, description="Where results are delivered (see configuration)."
+    )
+    report_language: Literal["vi", "en"] = Field("vi", description="Language of reports.")
+    fhir_identifier_systems: dict[NationalKind, str] = Field(
+        default_factory=dict,
+        description="FHIR identifier systems replacing VN Core's defaults, by kind.",
+    )
+    delivery_workers: int = Field(1, ge=0, le=32, description="Outbox senders in `soi serve`.")
+    delivery_lease_seconds: float = Field(120.0, gt=0)
+    delivery_retry_base_seconds: float = Field(5.0, gt=0)
+    delivery_retry_cap_seconds: float = Field(1800.0, gt=0)
+    delivery_max_attempts: int = Field(200, ge=1)
+    delivery_interval_seconds: float = Field(1.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

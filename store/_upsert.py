@@ -13,16 +13,17 @@ from store.models import Base
 _M = TypeVar("_M", bound=Base)
 
 
-def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> None:
-    """Insert a row unless one with the same unique key exists."""
+def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> int:
+    """Insert a row unless one with the same unique key exists; return 1 if inserted."""
     dialect = session.get_bind().dialect.name
     table = model
     if dialect == "postgresql":
-        session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+        result = session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+        result = session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
     else:  # pragma: no cover - only the two supported databases
         raise NotImplementedError(f"database dialect {dialect!r} is not supported")
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def get_or_create(

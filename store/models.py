@@ -302,16 +302,21 @@ class Delivery(Base):
     """A document on its way to a receiving system (the outbox)."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_state_next", "state", "next_attempt_at"),
+        UniqueConstraint("result_id", "destination", "kind", name="uq_deliveries_document"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))
     destination: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(96))
     state: Mapped[DeliveryState] = mapped_column(
         enum_column_type(DeliveryState), default=DeliveryState.PENDING
     )
+    document_id: Mapped[str] = mapped_column(String(128), default="")
+    remote_reply: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str] = mapped_column(Text, default="")

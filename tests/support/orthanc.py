@@ -70,6 +70,9 @@ class OrthancServer:
         Orthanc's own AE title.
     modalities : Mapping[str, tuple[str, str, int]], optional
         ``DicomModalities``: name -> (AE title, host, port).
+    dicom_port : int, optional
+        A DICOM port to listen on (e.g. one a sender was configured with before
+        Orthanc starts); by default a free port.
     plugins : Sequence[pathlib.Path or str], optional
         Shared libraries to load (``Plugins``), e.g. :data:`DICOMWEB_PLUGIN`.
     config : Mapping[str, Any], optional
@@ -111,8 +114,10 @@ class OrthancServer:
         stop_timeout: float = 15.0,
         http_timeout: float = 120.0,
         binary: str = ORTHANC_BINARY,
+        dicom_port: int | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.fixed_dicom_port = dicom_port
         self.aet = aet
         self.modalities: dict[str, tuple[str, str, int]] = dict(modalities or {})
         self.plugins = [str(p) for p in plugins]
@@ -214,9 +219,14 @@ class OrthancServer:
         last_error: OrthancError | None = None
         for _attempt in range(_START_ATTEMPTS):
             self.http_port = free_port()
-            self.dicom_port = free_port()
-            while self.dicom_port == self.http_port:
+            if self.fixed_dicom_port is None:
                 self.dicom_port = free_port()
+                while self.dicom_port == self.http_port:
+                    self.dicom_port = free_port()
+            else:
+                self.dicom_port = self.fixed_dicom_port
+                while self.http_port == self.dicom_port:
+                    self.http_port = free_port()
             self.url = f"http://{LOOPBACK}:{self.http_port}"
             self.config_path.write_text(json.dumps(self.build_config(), indent=2), "utf-8")
             args = [str(binary), f"--logfile={self.log_path}"]

@@ -12,12 +12,13 @@
 // 400 with an OperationOutcome naming the problem and its path.
 //
 // Transactions are all-or-nothing: the receiver snapshots the repository and rolls back
-// when an entry fails or a stored reference points at nothing. (FhirRouter's own
-// transaction mode refuses a transaction with conditional creates of more than 8 entries,
-// "Transaction requires strict isolation but has too many entries", a limit of Medplum's
-// PostgreSQL server; the receiver runs such Bundles through the router's batch processor,
-// which resolves the conditional creates and references the same way, and provides the
-// atomicity itself.)
+// when an entry fails or a stored reference points at nothing (single writes too). The
+// router's own transaction mode (config.transactions) refuses a transaction that has a
+// conditional create and more than 8 entries ("Transaction requires strict isolation but
+// has too many entries", a limit meant for serializable database transactions), which
+// Soi's Bundles of a positive result exceed; so the receiver runs transactions through the
+// router's batch processor, which resolves the conditional creates and urn:uuid references
+// the same way, and provides the atomicity itself.
 //
 // Listens on the loopback interface only, under /fhir/R4; prints
 // "FHIR receiver listening on http://127.0.0.1:<port>/fhir/R4" once ready and one line per
@@ -233,7 +234,8 @@ function isError(issue) {
 }
 
 function issueText(issue) {
-  return `${issue.expression?.join(', ') ?? '-'}: ${issue.details?.text ?? issue.diagnostics ?? issue.code}`;
+  const text = issue.details?.text ?? issue.diagnostics ?? issue.code;
+  return issue.expression?.length ? `${issue.expression.join(', ')}: ${text}` : text;
 }
 
 function references(node, found = []) {
@@ -286,7 +288,12 @@ function dangling(resource) {
 
 // ------------------------------------------------------------------ HTTP plumbing
 
-function send(res, status, body, headers = {}) {
+/** An answer, written once the request is logged (so the log is complete when it arrives). */
+function reply(status, body, headers = {}) {
+  return { status, body, headers };
+}
+
+function write(res, { status, body, headers }) {
   const text = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, {
     ...(body === undefined ? {} : { 'Content-Type': FHIR_JSON }),
@@ -294,7 +301,6 @@ function send(res, status, body, headers = {}) {
     ...headers,
   });
   res.end(text);
-  return status;
 }
 
 function readBody(req) {
@@ -434,39 +440,56 @@ async function atomically(method, relative, search, body, headers, details) {
     return result;
   }
   const stored = [];
+  let atomic = true;
   if (resource?.resourceType === 'Bundle' && /-response$/.test(resource.type ?? '')) {
-    const transaction = resource.type === 'transaction-response';
+    atomic = resource.type === 'transaction-response';
+    let created = 0;
+    let existing = 0;
+    let failed = 0;
     for (const [index, entry] of (resource.entry ?? []).entries()) {
       const status = Number.parseInt(entry.response?.status ?? '500', 10);
-      if (transaction && !(status >= 200 && status < 300)) {
+      const ok = status >= 200 && status < 300;
+      if (atomic && !ok) {
         repo.restore(snapshot);
         const failure = normalizeOperationOutcome(entry.response?.outcome ?? badRequest('entry failed'));
+        const fullUrl = body.entry[index]?.fullUrl ?? 'no fullUrl';
         return [
           {
             resourceType: 'OperationOutcome',
             issue: failure.issue.map((issue) => ({
               ...issue,
-              details: { text: `Bundle.entry[${index}] (${body.entry[index]?.fullUrl ?? 'no fullUrl'}): ${issue.details?.text ?? issue.code}` },
+              details: { text: `Bundle.entry[${index}] (${fullUrl}): ${issue.details?.text ?? issue.code}` },
             })),
           },
         ];
       }
-      if (entry.resource && method !== 'GET') {
-        stored.push([`Bundle.entry[${index}]`, entry.resource, status]);
+      const entryMethod = body.entry[index]?.request?.method;
+      if (!ok) {
+        failed++;
+      } else if (entry.resource?.id && ['POST', 'PUT', 'PATCH'].includes(entryMethod)) {
+        stored.push([`Bundle.entry[${index}]`, entry.resource]);
+        if (status === 201) {
+          created++;
+        } else {
+          existing++;
+        }
       }
     }
-    const created = stored.filter(([, , status]) => status === 201).length;
-    details.push(`${resource.type}: ${resource.entry?.length ?? 0} entries, ${created} created, ${stored.length - created} existing`);
+    details.push(
+      `${resource.type}: ${resource.entry?.length ?? 0} entries, ${created} created, ${existing} existing` +
+        (failed ? `, ${failed} failed` : '')
+    );
   } else if (resource?.id && method !== 'GET' && method !== 'DELETE') {
-    stored.push([resource.resourceType, resource, getStatus(resultOutcome)]);
+    stored.push([resource.resourceType, resource]);
   }
+  // What was stored (after PATCH, after reference rewriting) must be valid, and its
+  // references must resolve. A batch is not atomic: its problems are only logged.
   const problems = [];
   for (const [where, storedResource] of stored) {
     const name = `${where} (${getReferenceString(storedResource)})`;
     for (const problem of dangling(storedResource)) {
       problems.push({ severity: 'error', code: 'not-found', details: { text: `${name}: reference ${problem}` } });
     }
-    // What was stored (after PATCH, after reference rewriting) must be valid too.
     for (const issue of validationIssues(storedResource)) {
       if (isError(issue)) {
         problems.push({ ...issue, details: { text: `${name}: ${issue.details?.text ?? issue.code}` } });
@@ -475,6 +498,12 @@ async function atomically(method, relative, search, body, headers, details) {
       }
     }
   }
+  if (!atomic) {
+    for (const problem of problems) {
+      details.push(`batch entry left as it is: ${issueText(problem)}`);
+    }
+    return result;
+  }
   if (problems.length) {
     repo.restore(snapshot);
     return [{ resourceType: 'OperationOutcome', issue: problems }];
@@ -482,7 +511,7 @@ async function atomically(method, relative, search, body, headers, details) {
   return result;
 }
 
-async function fhir(req, res, relative, search, details) {
+async function fhir(req, relative, search, details) {
   const method = req.method;
   if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
     throw new HttpError(405, outcome('error', 'not-supported', `method ${method} is not supported`));
@@ -491,7 +520,7 @@ async function fhir(req, res, relative, search, details) {
     if (method !== 'GET') {
       throw new HttpError(405, outcome('error', 'not-supported', 'metadata is read with GET'));
     }
-    return send(res, 200, capabilityStatement());
+    return reply(200, capabilityStatement());
   }
   if (!authorized(req)) {
     const reason = req.headers.authorization ? 'the bearer token is not valid' : 'an "Authorization: Bearer" token is required';
@@ -519,7 +548,7 @@ async function fhir(req, res, relative, search, details) {
       for (const issue of errors) {
         details.push(`invalid: ${issueText(issue)}`);
       }
-      return send(res, 400, { resourceType: 'OperationOutcome', issue: errors });
+      return reply(400, { resourceType: 'OperationOutcome', issue: errors });
     }
   }
   const [resultOutcome, resource] = await exclusive(() =>
@@ -532,69 +561,69 @@ async function fhir(req, res, relative, search, details) {
     for (const issue of resultOutcome.issue ?? []) {
       details.push(`refused: ${issueText(issue)}`);
     }
-    return send(res, status, resultOutcome);
+    return reply(status, resultOutcome);
   }
   if (!resource) {
-    return send(res, status, resultOutcome);
+    return reply(status, resultOutcome);
   }
   if (resource.resourceType === 'Bundle' && resource.type === 'searchset') {
-    return send(res, status, searchset(resource, `${baseUrl}/${relative}${search}`));
+    return reply(status, searchset(resource, `${baseUrl}/${relative}${search}`));
   }
   if (resource.resourceType === 'Bundle' && /-response$/.test(resource.type ?? '')) {
-    return send(res, status, bundleResponse(resource));
+    return reply(status, bundleResponse(resource));
   }
   const headers = versionHeaders(resource);
   if (status === 201 && resource.id) {
     headers.Location = location(resource);
   }
-  return send(res, status, resource, headers);
+  return reply(status, resource, headers);
 }
 
 async function handle(req, res) {
   const number = ++requestCount;
   const begin = performance.now();
   const details = [];
-  let status = 500;
+  let answer;
   try {
     const url = new URL(req.url ?? '/', 'http://receiver.invalid');
     if (number <= failFirst) {
       req.resume();
-      status = send(
-        res,
+      answer = reply(
         503,
         outcome('error', 'transient', `simulated outage: request ${number} of the first ${failFirst} is refused`),
         retryAfter === undefined ? {} : { 'Retry-After': String(retryAfter) }
       );
-      return;
-    }
-    if (url.pathname !== BASE_PATH && !url.pathname.startsWith(BASE_PATH + '/')) {
+    } else if (url.pathname !== BASE_PATH && !url.pathname.startsWith(BASE_PATH + '/')) {
       req.resume();
-      status = send(res, 404, outcome('error', 'not-found', `no FHIR endpoint at ${url.pathname}; the base is ${BASE_PATH}`));
-      return;
+      answer = reply(404, outcome('error', 'not-found', `no FHIR endpoint at ${url.pathname}; the base is ${BASE_PATH}`));
+    } else {
+      const relative = url.pathname.slice(BASE_PATH.length).replace(/^\/+|\/+$/g, '');
+      answer = await fhir(req, relative, url.search, details);
     }
-    const relative = url.pathname.slice(BASE_PATH.length).replace(/^\/+|\/+$/g, '');
-    status = await fhir(req, res, relative, url.search, details);
   } catch (err) {
     if (err instanceof HttpError) {
       req.resume();
-      status = send(res, err.status, err.body, err.headers);
+      answer = reply(err.status, err.body, err.headers);
     } else if (err instanceof OperationOutcomeError) {
-      status = send(res, getStatus(err.outcome), err.outcome);
+      answer = reply(getStatus(err.outcome), err.outcome);
     } else {
       details.push(`internal error: ${err?.stack ?? err}`);
-      status = res.headersSent ? status : send(res, 500, outcome('fatal', 'exception', `internal error: ${err?.message ?? err}`));
+      answer = reply(500, outcome('fatal', 'exception', `internal error: ${err?.message ?? err}`));
     }
-  } finally {
-    const ms = (performance.now() - begin).toFixed(1);
-    const extra = details.length ? ' ' + details.join('; ') : '';
-    console.log(`#${number} ${req.method} ${req.url} -> ${status} (${ms} ms)${extra}`);
   }
+  const ms = (performance.now() - begin).toFixed(1);
+  const extra = details.length ? ' ' + details.join('; ') : '';
+  console.log(`#${number} ${req.method} ${req.url} -> ${answer.status} (${ms} ms)${extra}`);
+  write(res, answer);
 }
 
 // ------------------------------------------------------------------ start
 
 const server = http.createServer((req, res) => {
-  handle(req, res);
+  handle(req, res).catch((err) => {
+    console.log(`#? ${req.method} ${req.url} -> failed to answer: ${err?.stack ?? err}`);
+    res.destroy();
+  });
 });
 server.keepAliveTimeout = 5_000;
 server.on('error', (err) => {

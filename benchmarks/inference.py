@@ -68,9 +68,10 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=Futu
 
 import torch  # noqa: E402
 
-from inference import CxrPipeline  # noqa: E402
+from inference.cxr import CxrPipeline  # noqa: E402
 from inference.explain import (  # noqa: E402
     HEATMAP_STORE_SIDE,
+    OVERLAY_PNG_LEVEL,
     OVERLAY_SIDE,
     heatmap_files,
     preliminary_label,
@@ -290,7 +291,8 @@ def eager_network(model: RegisteredModel) -> CxrNet:
         If the TorchScript file's parameters do not fit the shipped configuration.
     """
     config = CxrTrainConfig.shipped(Path(tempfile.gettempdir())).net
-    scripted = torch.jit.load(str(model.runtime_path("torchscript")), map_location="cpu")
+    path = str(model.runtime_path("torchscript"))
+    scripted = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
     network = CxrNet(config)
     network.load_state_dict(scripted.state_dict(), strict=True)
     network.eval()
@@ -306,6 +308,13 @@ def eager_fn(network: CxrNet) -> ModelFn:
         return {"logits": logits.numpy(), "features": features.numpy()}
 
     return run
+
+
+def _first_call(fn: ModelFn, batch: Batch) -> float:
+    """Seconds of one call (the first after loading, when called first)."""
+    t0 = time.perf_counter()
+    fn(batch)
+    return time.perf_counter() - t0
 
 
 def parity(
@@ -324,13 +333,15 @@ def parity(
 
 
 def time_models(
-    fns: Mapping[str, ModelFn], batches: Mapping[int, Batch], rounds: int, warmup: int = 5
+    fns: Mapping[str, ModelFn], batches: Mapping[int, Batch], rounds: int, warmup: int = 10
 ) -> dict[tuple[str, int], ModelFigures]:
     """Time each model function at each batch size, interleaved round by round.
 
     Each round runs, per batch size and per backend (in an order rotated every
     round), a block of calls worth 32 images; the block's images per second is one
-    throughput sample and each call one latency sample.
+    throughput sample and each call one latency sample.  ``warmup`` untimed calls
+    per backend and batch size come first: TorchScript's profiling executor needs a
+    few calls per input shape before it runs at its steady speed.
     """
     figures = {
         (name, size): ModelFigures(backend=name, batch=size) for name in fns for size in batches
@@ -417,9 +428,13 @@ def full_inference(pipeline: CxrPipeline, path: Path) -> tuple[float, float, flo
 
 
 def time_full(
-    pipelines: Mapping[str, CxrPipeline], files: Sequence[Path], repeats: int
+    pipelines: Mapping[str, CxrPipeline], files: Sequence[Path], repeats: int, warmup: int = 3
 ) -> dict[str, FullFigures]:
-    """Time :func:`full_inference` on every image, ``repeats`` times per backend, interleaved."""
+    """Time :func:`full_inference` on every image, ``repeats`` times per backend, interleaved.
+
+    ``warmup`` untimed runs per image and backend come first (TorchScript compiles
+    its graph for gradients on the first calls).
+    """
     figures = {name: FullFigures(backend=name) for name in pipelines}
     for name, pipeline in pipelines.items():
         figure = figures[name]
@@ -432,7 +447,8 @@ def time_full(
                 )
             elif not analysis.positive_findings:
                 figure.problems.append(f"{image_label(path)}: no positive finding")
-            full_inference(pipeline, path)  # warm-up
+            for _ in range(warmup):
+                full_inference(pipeline, path)
     names = list(pipelines)
     for round_no in range(repeats):
         for path in files:
@@ -471,7 +487,7 @@ def time_heatmap_parts(pipeline: CxrPipeline, path: Path, runs: int) -> dict[str
         t3 = time.perf_counter()
         picture = render_overlay(small_grey, small_heat, label=label)
         t4 = time.perf_counter()
-        picture.save(io.BytesIO(), format="PNG", optimize=False, compress_level=6)
+        picture.save(io.BytesIO(), format="PNG", optimize=False, compress_level=OVERLAY_PNG_LEVEL)
         t5 = time.perf_counter()
         for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             if run > 0:  # the first run is a warm-up
@@ -532,6 +548,7 @@ class SoiServe(AbstractContextManager["SoiServe"]):
         env = {
             **os.environ,
             "SOI_MIN_FREE_MB": "0",
+            "SOI_MODELS_DIR": str(REGISTRY),
             "SOI_DICOM_HOST": LOOPBACK,
             "SOI_DICOM_PORT": str(self.dicom_port),
             "SOI_HTTP_PORT": str(self.http_port),
@@ -717,6 +734,15 @@ def _benchmark_folder(parent: Path, keep: bool) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def _section(title: str) -> Iterator[None]:
+    """Print ``title``, run the block, then how long it took."""
+    console.print(title)
+    t0 = time.perf_counter()
+    yield
+    console.print(f"  [dim]{time.perf_counter() - t0:.1f} s[/dim]")
+
+
 def _backends(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = sorted(set(names) - {"onnx", "torch"})
@@ -815,6 +841,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "torch eager": eager,
             "torchscript": torch_runner.run,
         }
+        first_call = {name: _first_call(fn, batches[1]) for name, fn in fns.items()}
+        console.print(
+            "First call after loading, batch 1 (PyTorch's first includes its one-time set-up): "
+            + ", ".join(f"{name} {seconds * 1e3:.0f} ms" for name, seconds in first_call.items())
+        )
+        summary["first_call_b1_ms"] = {k: round(v * 1e3, 1) for k, v in first_call.items()}
         diffs = parity(
             eager, {"onnx": onnx_runner.run, "torchscript": torch_runner.run}, batches[8]
         )
@@ -831,12 +863,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not parity_ok:
             ok = False
             console.print("[red]outputs differ: the eager figures are not of the same model[/red]")
-        console.print(f"Timing the model: {repeats} rounds of 32 images per backend and batch ...")
-        model_figures = time_models(fns, batches, repeats)
+        with _section(f"Timing the model: {repeats} rounds of 32 images per backend and batch"):
+            model_figures = time_models(fns, batches, repeats)
 
         # 2. The pixel pipeline.
-        console.print(f"Timing the pixel pipeline: {5 * repeats} runs ...")
-        pixels_total, pixels_read, pixels_prepare = time_pixels(files, spec, 5 * repeats)
+        with _section(f"Timing the pixel pipeline: {5 * repeats} runs"):
+            pixels_total, pixels_read, pixels_prepare = time_pixels(files, spec, 5 * repeats)
 
         # 3. Full inference of one radiograph with heatmaps.
         pipelines = {
@@ -844,9 +876,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for backend in ("onnx", "torch")
         }
         torch.set_num_threads(THREADS)
-        console.print(f"Timing full inference with heatmaps: {repeats} runs per image per backend")
-        full = time_full(pipelines, files, repeats)
-        heat_parts = time_heatmap_parts(pipelines["onnx"], files[0], max(5, repeats))
+        with _section(f"Timing full inference with heatmaps: {repeats} runs per image and backend"):
+            full = time_full(pipelines, files, repeats)
+            heat_parts = time_heatmap_parts(pipelines["onnx"], files[0], max(5, repeats))
         for pipeline in pipelines.values():
             pipeline.close()
         onnx_runner.close()
@@ -862,10 +894,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not available:
                 serve_note = why
             for backend in serve_backends if available else []:
-                console.print(
-                    f"soi serve ({backend}): sending {len(files)} studies with storescu ..."
-                )
-                figures = run_serve(args.soi, backend, files, folder / f"serve-{backend}", 180.0)
+                title = f"soi serve ({backend}): sending {len(files)} studies with storescu"
+                with _section(title):
+                    figures = run_serve(
+                        args.soi, backend, files, folder / f"serve-{backend}", 180.0
+                    )
                 serve.append(figures)
                 for problem in figures.problems:
                     console.print(f"  [red]{problem}[/red]")
@@ -969,17 +1002,22 @@ def _report_per_image(
             f"full inference + heatmaps, {name} ({figure.explanation or 'no heatmaps'})",
             _fmt(figure.total.p50_ms, 0),
             _fmt(figure.total.p95_ms, 0),
-            f"read {_fmt(figure.read.p50_ms)}, analyse {_fmt(figure.analyse.p50_ms, 0)}, "
+            f"read {_fmt(figure.read.p50_ms)}, "
+            f"analyse {_fmt(figure.analyse.p50_ms, 0)} (p95 {_fmt(figure.analyse.p95_ms, 0)}), "
             f"heatmap files {_fmt(figure.heatmaps.p50_ms, 0)} "
-            f"({_fmt(figure.per_heatmap.p50_ms, 0)} per finding)",
+            f"({_fmt(figure.per_heatmap.p50_ms, 0)} per finding, "
+            f"p95 {_fmt(figure.per_heatmap.p95_ms, 0)})",
         )
         key = f"full_{name}"
         summary[f"{key}_p50_ms"] = _round(figure.total.p50_ms, 1)
         summary[f"{key}_p95_ms"] = _round(figure.total.p95_ms, 1)
         summary[f"{key}_analyse_p50_ms"] = _round(figure.analyse.p50_ms, 1)
+        summary[f"{key}_analyse_p95_ms"] = _round(figure.analyse.p95_ms, 1)
         summary[f"{key}_heatmap_files_per_finding_p50_ms"] = _round(figure.per_heatmap.p50_ms, 1)
-        summary[f"{key}_per_image_p50_ms"] = {
-            label: _round(t.p50_ms, 1) for label, t in figure.per_image.items()
+        summary[f"{key}_heatmap_files_per_finding_p95_ms"] = _round(figure.per_heatmap.p95_ms, 1)
+        summary[f"{key}_per_image_p50_p95_ms"] = {
+            label: [_round(t.p50_ms, 1), _round(t.p95_ms, 1)]
+            for label, t in figure.per_image.items()
         }
         summary[f"{key}_positives"] = figure.positives
         if figure.problems:
@@ -991,9 +1029,10 @@ def _report_per_image(
         rows = []
         for label, timings in figure.per_image.items():
             keys = ", ".join(figure.positives.get(label, [])) or "-"
-            rows.append(f"{label}: {_fmt(timings.p50_ms, 0)} [{keys}]")
+            rows.append(f"{label}: {_fmt(timings.p50_ms, 0)} / {_fmt(timings.p95_ms, 0)} ({keys})")
         console.print(
-            f"  {name} per image, p50 ms [positive findings with heatmap files]: " + "; ".join(rows)
+            f"  {name} per image, p50 / p95 ms (positive findings with heatmap files): "
+            + "; ".join(rows)
         )
     if heat_parts is not None:
         console.print(

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "HEATMAP_STORE_SIDE",
     "INFERNO_ANCHORS",
+    "OVERLAY_PNG_LEVEL",
     "OVERLAY_SIDE",
     "OverlayFont",
     "apply_colormap",
@@ -299,6 +300,9 @@ def save_heatmap(path: str | PathLike[str], heatmap: NDArray[np.floating]) -> Pa
 HEATMAP_STORE_SIDE = 512
 #: Longest side of an overlay picture (enough to read on a screen, quick to encode).
 OVERLAY_SIDE = 1024
+#: zlib level of overlay PNGs: level 1 takes a fifth of the time of the default level 6
+#: (about 60 against 290 ms for 1024 px) for a file about 15 % larger.
+OVERLAY_PNG_LEVEL = 1
 
 
 def shrink(array: NDArray[np.floating], longest: int) -> NDArray[np.float32]:
@@ -333,7 +337,7 @@ def heatmap_files(
         shrink(display_grey, OVERLAY_SIDE), shrink(heat, OVERLAY_SIDE), label=label
     )
     png_buffer = io.BytesIO()
-    picture.save(png_buffer, format="PNG", optimize=False, compress_level=6)
+    picture.save(png_buffer, format="PNG", optimize=False, compress_level=OVERLAY_PNG_LEVEL)
     return array_buffer.getvalue(), png_buffer.getvalue()
 
 

@@ -38,24 +38,19 @@ import io
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -68,6 +63,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=Futu
 
 import torch  # noqa: E402
 
+from benchmarks.soi_server import SoiServer, benchmark_folder  # noqa: E402
 from inference.cxr import CxrPipeline  # noqa: E402
 from inference.explain import (  # noqa: E402
     HEATMAP_STORE_SIDE,
@@ -82,8 +78,7 @@ from inference.loading import load_runner  # noqa: E402
 from inference.pixels import InputSpec, prepare, read_dataset, to_grey  # noqa: E402
 from models import ModelRegistry, RegisteredModel  # noqa: E402
 from tests.support.dcmtk import storescu  # noqa: E402
-from tests.support.net import LOOPBACK, free_port  # noqa: E402
-from tests.support.tools import MissingBinaryError, find_binary, peak_rss_bytes  # noqa: E402
+from tests.support.tools import MissingBinaryError, find_binary  # noqa: E402
 from training.cxr.config import CxrTrainConfig  # noqa: E402
 from training.cxr.network import CxrNet  # noqa: E402
 from training.labels import CxrFinding  # noqa: E402
@@ -498,153 +493,8 @@ def time_heatmap_parts(pipeline: CxrPipeline, path: Path, runs: int) -> dict[str
 # -- 4. soi serve ---------------------------------------------------------------------
 
 
-class SoiServe(AbstractContextManager["SoiServe"]):
-    """``soi serve`` in a subprocess, on free loopback ports, with a fresh data folder.
-
-    Parameters
-    ----------
-    executable : pathlib.Path
-        The ``soi`` console script.
-    workdir : pathlib.Path
-        Folder for the data folder and the log.
-    backend : str
-        ``onnx`` or ``torch`` (``SOI_INFERENCE_BACKEND``; the torch backend on the CPU).
-    aet : str, optional
-        AE title.
-    startup_timeout : float, optional
-        Seconds to wait for the ``Ready.`` line.
-    stop_timeout : float, optional
-        Seconds between SIGTERM and SIGKILL.
-    """
-
-    def __init__(
-        self,
-        executable: Path,
-        workdir: Path,
-        backend: str,
-        *,
-        aet: str = "SOI",
-        startup_timeout: float = 120.0,
-        stop_timeout: float = 20.0,
-    ) -> None:
-        self.executable = executable
-        self.workdir = workdir
-        self.backend = backend
-        self.aet = aet
-        self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
-        self.data_dir = workdir / "data"
-        self.log_path = workdir / "soi.log"
-        self.dicom_port = 0
-        self.http_port = 0
-        self.startup_s = 0.0
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> SoiServe:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(exist_ok=True)
-        self.dicom_port = free_port()
-        self.http_port = free_port()
-        env = {
-            **os.environ,
-            "SOI_MIN_FREE_MB": "0",
-            "SOI_MODELS_DIR": str(REGISTRY),
-            "SOI_DICOM_HOST": LOOPBACK,
-            "SOI_DICOM_PORT": str(self.dicom_port),
-            "SOI_HTTP_PORT": str(self.http_port),
-            "SOI_INFERENCE_BACKEND": self.backend,
-            "SOI_INFERENCE_DEVICE": "cpu",
-            "SOI_INFERENCE_THREADS": str(THREADS),
-        }
-        args = [
-            str(self.executable),
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--quiet-period",
-            "1",
-            "--ae-title",
-            self.aet,
-        ]
-        t0 = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise RuntimeError(f"soi serve exited with status {code}:\n{self.log_tail()}")
-            if "Ready." in self.log_text():
-                self.startup_s = time.perf_counter() - t0
-                return self
-            if time.monotonic() >= deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(
-                    f"soi serve printed no 'Ready.' within {self.startup_timeout:.0f} s:\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.1)
-
-    def __exit__(self, *exc_info: object) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _pids(self) -> list[int]:
-        if self.process is None or self.process.poll() is not None:
-            return []
-        pids = [self.process.pid]
-        with suppress(psutil.Error):
-            pids += [c.pid for c in psutil.Process(self.process.pid).children(recursive=True)]
-        return pids
-
-    def rss_bytes(self) -> int | None:
-        """Current resident memory of ``soi serve`` and its children, None when gone."""
-        total = 0
-        for pid in self._pids():
-            with suppress(psutil.Error):
-                total += int(psutil.Process(pid).memory_info().rss)
-        return total or None
-
-    def peak_rss_bytes(self) -> int | None:
-        """Sum of the peak resident memory (``VmHWM``) of ``soi serve`` and its children."""
-        peaks = [p for p in (peak_rss_bytes(pid) for pid in self._pids()) if p is not None]
-        return sum(peaks) if peaks else None
-
-    def study(self, study_uid: str) -> dict[str, Any] | None:
-        """``GET /studies/{uid}``; None while the study is unknown (404)."""
-        url = f"http://{LOOPBACK}:{self.http_port}/studies/{study_uid}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body: dict[str, Any] = json.loads(response.read())
-                return body
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
-
-    def log_text(self) -> str:
-        """The server's log so far."""
-        try:
-            return self.log_path.read_text("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the end of the server's log."""
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-
 def wait_for_job(
-    server: SoiServe, study_uid: str, timeout: float
+    server: SoiServer, study_uid: str, timeout: float
 ) -> tuple[str | None, dict[str, Any] | None]:
     """Poll the study until its ``cxr`` job ends; return the job state and the study."""
     deadline = time.monotonic() + timeout
@@ -665,7 +515,18 @@ def run_serve(
     figures = ServeFigures(backend=backend)
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        with SoiServe(executable, folder, backend) as server:
+        serve = SoiServer(
+            executable,
+            folder,
+            args=("--quiet-period", "1"),
+            env={
+                "SOI_MODELS_DIR": str(REGISTRY),
+                "SOI_INFERENCE_BACKEND": backend,
+                "SOI_INFERENCE_DEVICE": "cpu",
+                "SOI_INFERENCE_THREADS": str(THREADS),
+            },
+        )
+        with serve as server:
             figures.startup_s = server.startup_s
             time.sleep(1.0)
             figures.idle_rss = server.rss_bytes()
@@ -719,19 +580,6 @@ def soi_available(executable: Path) -> tuple[bool, str]:
 
 
 # -- driver -----------------------------------------------------------------------------
-
-
-@contextmanager
-def _benchmark_folder(parent: Path, keep: bool) -> Iterator[Path]:
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="soi-inference-bench-", dir=parent))
-    try:
-        yield folder
-    finally:
-        if keep:
-            console.print(f"[dim]kept {folder}[/dim]")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -819,7 +667,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = True
     t_start = time.perf_counter()
 
-    with _benchmark_folder(args.workdir, args.keep) as folder:
+    with benchmark_folder(
+        args.workdir, args.keep, prefix="soi-inference-bench-", say=console.print
+    ) as folder:
         console.print(f"Generating {n_images} DX radiographs ({SIZE}x{SIZE}, 16-bit) ...")
         t0 = time.perf_counter()
         files = generate_images(folder / "images", n_images)

@@ -31,14 +31,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +45,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import psutil
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
@@ -57,15 +55,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.soi_server import SoiServer, benchmark_folder  # noqa: E402
 from tests.support.dcmtk import (  # noqa: E402
     StoreRun,
-    echoscu,
     start_storescu,
     store_run_from_log,
 )
-from tests.support.net import LOOPBACK, free_port  # noqa: E402
 from tests.support.orthanc import ORTHANC_BINARY, OrthancError, OrthancServer  # noqa: E402
-from tests.support.tools import MissingBinaryError, find_binary, peak_rss_bytes  # noqa: E402
+from tests.support.tools import MissingBinaryError, find_binary  # noqa: E402
 
 MB = 1_000_000
 ROWS = COLUMNS = 2048
@@ -511,115 +508,6 @@ def send_all(
 # -- servers ----------------------------------------------------------------
 
 
-class SoiServer(AbstractContextManager["SoiServer"]):
-    """``soi serve`` in a subprocess, with a fresh data folder.
-
-    Parameters
-    ----------
-    executable : pathlib.Path
-        The ``soi`` console script.
-    workdir : pathlib.Path
-        Folder for the data folder and the log.
-    aet : str, optional
-        AE title.
-    startup_timeout : float, optional
-        Seconds to wait for a successful C-ECHO.
-    stop_timeout : float, optional
-        Seconds between SIGTERM and SIGKILL.
-    """
-
-    def __init__(
-        self,
-        executable: Path,
-        workdir: Path,
-        *,
-        aet: str = "SOI",
-        startup_timeout: float = 90.0,
-        stop_timeout: float = 20.0,
-    ) -> None:
-        self.executable = executable
-        self.workdir = workdir
-        self.aet = aet
-        self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
-        self.data_dir = workdir / "data"
-        self.log_path = workdir / "soi.log"
-        self.dicom_port = 0
-        self.http_port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> SoiServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(exist_ok=True)
-        self.dicom_port = free_port()
-        self.http_port = free_port()
-        args = [
-            str(self.executable),
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--dicom-port",
-            str(self.dicom_port),
-            "--http-port",
-            str(self.http_port),
-            "--ae-title",
-            self.aet,
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise RuntimeError(f"soi serve exited with status {code}:\n{self.log_tail()}")
-            if echoscu(LOOPBACK, self.dicom_port, self.aet, CALLING_AET, timeout=5).ok:
-                return self
-            if time.monotonic() >= deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(
-                    f"soi serve did not answer C-ECHO within {self.startup_timeout:.0f} s:\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.25)
-
-    def __exit__(self, *exc_info: object) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def peak_rss_bytes(self) -> int | None:
-        """Sum of the peak resident memory of ``soi serve`` and its children.
-
-        Returns
-        -------
-        int or None
-            Bytes, or None when the process is gone.
-        """
-        if self.process is None or self.process.poll() is not None:
-            return None
-        pids = [self.process.pid]
-        with suppress(psutil.Error):
-            pids += [c.pid for c in psutil.Process(self.process.pid).children(recursive=True)]
-        peaks = [p for p in (peak_rss_bytes(pid) for pid in pids) if p is not None]
-        return sum(peaks) if peaks else None
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the end of the server's log."""
-        try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
 def orthanc_sync_default() -> str:
     """Read the documented default of ``SyncStorageArea`` from the Orthanc binary.
 
@@ -675,19 +563,6 @@ def soi_available(executable: Path) -> tuple[bool, str]:
 
 
 # -- driver -------------------------------------------------------------------
-
-
-@contextmanager
-def _benchmark_folder(parent: Path, keep: bool) -> Iterator[Path]:
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="soi-ingest-bench-", dir=parent))
-    try:
-        yield folder
-    finally:
-        if keep:
-            console.print(f"[dim]kept {folder}[/dim]")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fresh(path: Path) -> Path:
@@ -778,7 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.orthanc_max_pdu:
         orthanc_config["MaximumPduLength"] = args.orthanc_max_pdu
 
-    with _benchmark_folder(args.workdir, args.keep) as folder:
+    with benchmark_folder(
+        args.workdir, args.keep, prefix="soi-ingest-bench-", say=console.print
+    ) as folder:
         console.print(f"Generating {args.count} DX instances in {folder / 'instances'} ...")
         t0 = time.perf_counter()
         files = generate_instances(folder / "instances", args.count)
@@ -817,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else:
                             result = run_server(
                                 "soi",
-                                lambda d: SoiServer(args.soi, d),
+                                lambda d: SoiServer(args.soi, d, env={"SOI_WORKERS": "0"}),
                                 files,
                                 n,
                                 folder / f"soi-{n}",

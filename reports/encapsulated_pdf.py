@@ -38,11 +38,11 @@ from datetime import UTC
 from typing import Final
 
 import highdicom as hd
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
+from reports._dicom import document_uid, read_source
 from reports.context import ReportContext
 from reports.pdf import report_title
 
@@ -82,14 +82,12 @@ def encapsulated_pdf_uid(context: ReportContext) -> str:
     str
         ``generate_uid(entropy_srcs=[study UID, result id, "pdf", status])``.
     """
-    sources = [context.study.study_instance_uid, str(context.result_id), "pdf", context.status]
-    return str(generate_uid(entropy_srcs=sources))
+    return document_uid(context, "pdf", context.status)
 
 
 def _series_uid(context: ReportContext) -> str:
     """The PDF series of the result (the same for every status)."""
-    sources = [context.study.study_instance_uid, str(context.result_id), "pdf-series"]
-    return str(generate_uid(entropy_srcs=sources))
+    return document_uid(context, "pdf-series")
 
 
 def _read_source(context: ReportContext) -> Dataset | None:
@@ -97,13 +95,7 @@ def _read_source(context: ReportContext) -> Dataset | None:
     if not context.images:
         return None
     image = context.images[0]
-    source = pydicom.dcmread(image.path, stop_before_pixels=True)
-    study_uid = str(source.get("StudyInstanceUID", ""))
-    if study_uid != context.study.study_instance_uid:
-        raise ValueError(
-            f"{image.path} belongs to study {study_uid or '(none)'}, "
-            f"not {context.study.study_instance_uid}"
-        )
+    source = read_source(context, image)
     if "SOPClassUID" not in source:
         raise ValueError(f"{image.path} has no SOP Class UID")
     return source

@@ -46,9 +46,9 @@ import pydicom
 from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, TM
 
+from reports._dicom import document_uid, long_string, read_source
 from reports.context import FindingInfo, ImageInfo, ReportContext
 
 __all__ = [
@@ -108,7 +108,7 @@ def build_heatmap_sc(context: ReportContext, finding: FindingInfo) -> pydicom.Da
             f"finding {finding.key!r} is not a finding of result {context.result_id} "
             f"(findings: {keys})"
         )
-    source = _read_source(context, _source_image(context, finding))
+    source = read_source(context, _source_image(context, finding))
     pixels = _overlay_pixels(finding.overlay_path)
     created = context.created_at.astimezone(UTC).replace(microsecond=0)
     image = hd.sc.SCImage(
@@ -117,9 +117,9 @@ def build_heatmap_sc(context: ReportContext, finding: FindingInfo) -> pydicom.Da
         bits_allocated=8,
         coordinate_system="PATIENT",
         study_instance_uid=context.study.study_instance_uid,
-        series_instance_uid=_uid(context, "heatmap-sc", "series"),
+        series_instance_uid=document_uid(context, "heatmap-sc", "series"),
         series_number=HEATMAP_SC_SERIES_NUMBER,
-        sop_instance_uid=_uid(context, "heatmap-sc", "instance", finding.key),
+        sop_instance_uid=document_uid(context, "heatmap-sc", "instance", finding.key),
         instance_number=keys.index(finding.key) + 1,
         manufacturer=context.model.manufacturer,
         patient_id=source.get("PatientID"),
@@ -138,7 +138,7 @@ def build_heatmap_sc(context: ReportContext, finding: FindingInfo) -> pydicom.Da
         series_description=HEATMAP_SC_SERIES_DESCRIPTION,
         manufacturer_model_name=context.model.name,
         software_versions=context.model.version,
-        institution_name=_long_string(context.facility.name),
+        institution_name=long_string(context.facility.name),
         content_date=created.date(),
         content_time=created.time(),
         series_date=created.date(),
@@ -169,17 +169,6 @@ def build_heatmap_sc(context: ReportContext, finding: FindingInfo) -> pydicom.Da
     return image
 
 
-def _uid(context: ReportContext, kind: str, *parts: str) -> str:
-    """A UID that depends only on the study, the result, the document kind and ``parts``."""
-    sources = [context.study.study_instance_uid, str(context.result_id), kind, *parts]
-    return str(generate_uid(entropy_srcs=sources))
-
-
-def _long_string(value: str) -> str:
-    """``value`` cut to the 64 bytes of a DICOM LO (UTF-8, whole characters)."""
-    return value.encode("utf-8")[:64].decode("utf-8", errors="ignore")
-
-
 def _source_image(context: ReportContext, finding: FindingInfo) -> ImageInfo:
     if finding.sop_instance_uid is None:
         if not context.images:
@@ -192,21 +181,6 @@ def _source_image(context: ReportContext, finding: FindingInfo) -> ImageInfo:
             "which is not among the images of the result"
         )
     return image
-
-
-def _read_source(context: ReportContext, image: ImageInfo) -> Dataset:
-    source = pydicom.dcmread(image.path, stop_before_pixels=True)
-    if str(source.get("SOPInstanceUID", "")) != image.sop_instance_uid:
-        raise ValueError(
-            f"{image.path} holds SOP Instance UID {source.get('SOPInstanceUID')}, "
-            f"not {image.sop_instance_uid}"
-        )
-    if str(source.get("StudyInstanceUID", "")) != context.study.study_instance_uid:
-        raise ValueError(
-            f"{image.path} belongs to study {source.get('StudyInstanceUID')}, "
-            f"not {context.study.study_instance_uid}"
-        )
-    return source
 
 
 def _overlay_pixels(path: Path) -> NDArray[np.uint8]:

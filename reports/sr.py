@@ -78,6 +78,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, TM
 
+from reports._dicom import document_uid, long_string, read_source
 from reports.context import FindingInfo, GateInfo, ReportContext
 
 __all__ = [
@@ -260,15 +261,15 @@ def build_sr(
     document = hd.sr.Comprehensive3DSR(
         evidence=[*sources.values(), *heatmaps.values()],
         content=content,
-        series_instance_uid=_uid(context, "sr", *status_entropy, "series"),
+        series_instance_uid=document_uid(context, "sr", *status_entropy, "series"),
         series_number=SR_SERIES_NUMBER,
-        sop_instance_uid=_uid(context, "sr", *status_entropy, "instance"),
+        sop_instance_uid=document_uid(context, "sr", *status_entropy, "instance"),
         instance_number=1,
         manufacturer=context.model.manufacturer,
         is_complete=not context.preliminary,
         is_final=not context.preliminary,
         is_verified=verifier is not None,
-        institution_name=_long_string(context.facility.name),
+        institution_name=long_string(context.facility.name),
         verifying_observer_name=verifier[0] if verifier else None,
         verifying_organization=verifier[1] if verifier else None,
         performed_procedure_codes=[_procedure(context)],
@@ -289,17 +290,6 @@ def build_sr(
         moment = verified_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
         document.VerifyingObserverSequence[0].VerificationDateTime = f"{moment}+0000"
     return document
-
-
-def _uid(context: ReportContext, kind: str, *parts: str) -> str:
-    """A UID that depends only on the study, the result, the document kind and ``parts``."""
-    sources = [context.study.study_instance_uid, str(context.result_id), kind, *parts]
-    return str(generate_uid(entropy_srcs=sources))
-
-
-def _long_string(value: str) -> str:
-    """``value`` cut to the 64 bytes of a DICOM LO (UTF-8, whole characters)."""
-    return value.encode("utf-8")[:64].decode("utf-8", errors="ignore")
 
 
 def _check_context(context: ReportContext) -> None:
@@ -342,21 +332,7 @@ def _check_verification(
 
 def _read_sources(context: ReportContext) -> dict[str, pydicom.Dataset]:
     """The source images' data sets (no pixels), by SOP Instance UID, checked."""
-    sources: dict[str, pydicom.Dataset] = {}
-    for image in context.images:
-        dataset = pydicom.dcmread(image.path, stop_before_pixels=True)
-        if str(dataset.get("SOPInstanceUID", "")) != image.sop_instance_uid:
-            raise ValueError(
-                f"{image.path} holds SOP Instance UID {dataset.get('SOPInstanceUID')}, "
-                f"not {image.sop_instance_uid}"
-            )
-        if str(dataset.get("StudyInstanceUID", "")) != context.study.study_instance_uid:
-            raise ValueError(
-                f"{image.path} belongs to study {dataset.get('StudyInstanceUID')}, "
-                f"not {context.study.study_instance_uid}"
-            )
-        sources[image.sop_instance_uid] = dataset
-    return sources
+    return {image.sop_instance_uid: read_source(context, image) for image in context.images}
 
 
 def _check_heatmaps(
@@ -457,7 +433,7 @@ def _finding_group(
     )
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_uid(context, "sr", "tracking", finding.key), identifier=finding.display_en
+            uid=document_uid(context, "sr", "tracking", finding.key), identifier=finding.display_en
         ),
         finding_type=concept,
         algorithm_id=hd.sr.AlgorithmIdentification(

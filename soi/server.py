@@ -165,8 +165,9 @@ def run_workers(settings: Settings, *, echo: Callable[[str], None] = print) -> N
         echo(f"Data   {settings.data_dir.resolve()}  database: {runtime.database.dialect}")
         echo("Working. Press Ctrl-C to stop.")
         sys.stdout.flush()
+        # Wait in short steps so the signal handlers above run promptly.
         while not stop.wait(0.5):
-            pass
+            continue
     finally:
         stop.set()
         for thread in threads:

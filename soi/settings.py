@@ -160,7 +160,9 @@ class Settings(BaseSettings):
     destinations: list[DestinationSettings] = Field(
         default_factory=list, description="Where results are delivered (see configuration)."
     )
-    report_language: Literal["vi", "en"] = Field("vi", description="Language of reports.")
+    report_language: Literal["vi", "en"] = Field(
+        "vi", description="Language of the reports of facilities that have chosen none."
+    )
     fhir_identifier_systems: dict[NationalKind, str] = Field(
         default_factory=dict,
         description="FHIR identifier systems replacing VN Core's defaults, by kind.",

@@ -36,6 +36,7 @@ from store.errors import (
 )
 from store.facilities import (
     DEFAULT_FACILITY_CODE,
+    REPORT_LANGUAGES,
     add_facility,
     add_peer,
     count_peers,
@@ -44,6 +45,7 @@ from store.facilities import (
     list_facilities,
     list_peers,
     remove_peer,
+    set_facility_language,
 )
 from store.files import InstanceFileStore, ResultFileStore, StoredFile, fsync_dir
 from store.group_commit import GroupCommitter
@@ -96,6 +98,7 @@ from store.types import utcnow
 
 __all__ = [
     "DEFAULT_FACILITY_CODE",
+    "REPORT_LANGUAGES",
     "Applicability",
     "AuditEvent",
     "AuditOutcome",
@@ -176,6 +179,7 @@ __all__ = [
     "resend_delivery",
     "result_reason",
     "retry_job",
+    "set_facility_language",
     "sqlite_url",
     "study_pipelines",
     "upgrade",

@@ -13,6 +13,7 @@ from store.models import DicomPeer, Facility
 
 __all__ = [
     "DEFAULT_FACILITY_CODE",
+    "REPORT_LANGUAGES",
     "add_facility",
     "add_peer",
     "count_peers",
@@ -21,17 +22,66 @@ __all__ = [
     "list_facilities",
     "list_peers",
     "remove_peer",
+    "set_facility_language",
 ]
 
 #: Facility created by the first migration: the hospital the box stands in.
 DEFAULT_FACILITY_CODE = "LOCAL"
 
+#: Languages a facility's reports may be written in (``Facility.report_language``).
+REPORT_LANGUAGES = ("vi", "en")
 
-def add_facility(session: Session, *, code: str, name: str, kind: str = "hospital") -> Facility:
-    """Create a facility; raise :class:`DuplicateError` if the code is taken."""
+
+def _checked_language(report_language: str | None) -> str | None:
+    if report_language is not None and report_language not in REPORT_LANGUAGES:
+        raise ValueError(
+            f"`report_language` must be 'vi', 'en' or None, {report_language!r} is given"
+        )
+    return report_language
+
+
+def add_facility(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    kind: str = "hospital",
+    report_language: str | None = None,
+) -> Facility:
+    """Create a facility.
+
+    Parameters
+    ----------
+    session:
+        The transaction to add it in.
+    code:
+        Its short code, 1 to 32 characters, unique.
+    name:
+        Its full name.
+    kind:
+        ``hospital``, ``station`` or ``program``.
+    report_language:
+        ``"vi"`` or ``"en"``: the language of its reports; ``None`` leaves it to the
+        ``report_language`` setting.
+
+    Returns
+    -------
+    Facility
+        The new facility, flushed (its ``id`` is set).
+
+    Raises
+    ------
+    ValueError
+        The code is empty or too long, or the language is not one of
+        :data:`REPORT_LANGUAGES`.
+    DuplicateError
+        The code is taken.
+    """
     if not code or len(code) > 32:
         raise ValueError(f"`code` must be 1 to 32 characters, {code!r} is given")
-    facility = Facility(code=code, name=name, kind=kind)
+    facility = Facility(
+        code=code, name=name, kind=kind, report_language=_checked_language(report_language)
+    )
     session.add(facility)
     try:
         with session.begin_nested():
@@ -46,6 +96,37 @@ def get_facility(session: Session, code: str) -> Facility:
     facility = session.scalars(select(Facility).where(Facility.code == code)).one_or_none()
     if facility is None:
         raise NotFoundError(f"no facility with code {code!r}")
+    return facility
+
+
+def set_facility_language(session: Session, code: str, *, report_language: str | None) -> Facility:
+    """Set the language of a facility's reports.
+
+    Parameters
+    ----------
+    session:
+        The transaction to change it in.
+    code:
+        The facility's code.
+    report_language:
+        ``"vi"`` or ``"en"``; ``None`` leaves it to the ``report_language`` setting.
+
+    Returns
+    -------
+    Facility
+        The facility, changed.
+
+    Raises
+    ------
+    ValueError
+        The language is not one of :data:`REPORT_LANGUAGES`.
+    NotFoundError
+        No facility has that code.
+    """
+    checked = _checked_language(report_language)
+    facility = get_facility(session, code)
+    facility.report_language = checked
+    session.flush()
     return facility
 
 

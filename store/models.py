@@ -71,7 +71,11 @@ class Base(DeclarativeBase):
 
 
 class Facility(Base):
-    """A hospital, commune health station or screening program site."""
+    """A hospital, commune health station or screening program site.
+
+    ``report_language`` (``"vi"`` or ``"en"``) is the language its reports are written
+    in; ``None`` leaves it to the ``report_language`` setting.
+    """
 
     __tablename__ = "facilities"
 
@@ -79,6 +83,7 @@ class Facility(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32), default="hospital")
+    report_language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -136,7 +136,7 @@ class DocumentFactory:
             registry=self.registry,
             instance_files=self.instance_files,
             result_files=self.result_files,
-            language=self.settings.report_language,
+            default_language=self.settings.report_language,
         )
         with self._lock:
             self._contexts[result_id] = context

@@ -27,6 +27,7 @@ from reports.context import (
 )
 from store import (
     Database,
+    Facility,
     Instance,
     InstanceFileStore,
     Job,
@@ -43,6 +44,9 @@ __all__ = ["load_report_context", "model_info"]
 
 #: The manufacturer named as the observer device in every document.
 MANUFACTURER = "Soi"
+
+#: The report languages a facility may store, as the documents name them.
+_LANGUAGES: dict[str, Language] = {"vi": "vi", "en": "en"}
 
 
 def model_info(manifest: ModelManifest) -> ModelInfo:
@@ -83,9 +87,31 @@ def load_report_context(
     registry: ModelRegistry,
     instance_files: InstanceFileStore,
     result_files: ResultFileStore,
-    language: Language = "vi",
+    default_language: Language = "vi",
 ) -> ReportContext:
     """Build the context of one stored result.
+
+    Parameters
+    ----------
+    database:
+        The store holding the result.
+    result_id:
+        The result's id.
+    registry:
+        The model registry, for the findings' names and the model card.
+    instance_files:
+        Where the source images lie.
+    result_files:
+        Where the heatmaps and overlays lie.
+    default_language:
+        The language of the reports of a facility that has chosen none (the
+        ``report_language`` setting); a facility's own ``report_language`` wins.
+
+    Returns
+    -------
+    ReportContext
+        Everything the documents say; ``facility.language`` is the language they are
+        written in.
 
     Raises
     ------
@@ -93,6 +119,8 @@ def load_report_context(
         No result with that id.
     models.ModelError
         The model version that produced the result is not in the registry.
+    ValueError
+        The facility's stored language is neither ``"vi"`` nor ``"en"``.
     """
     with database.read() as session:
         result = session.scalars(
@@ -154,7 +182,11 @@ def load_report_context(
             reason_en=reason.en,
             reason_vi=reason.vi,
             created_at=result.created_at,
-            facility=FacilityInfo(study.facility.code, study.facility.name, language),
+            facility=FacilityInfo(
+                study.facility.code,
+                study.facility.name,
+                _language(study.facility, default_language),
+            ),
             patient=PatientInfo(
                 name=study.patient.name,
                 birth_date=study.patient.birth_date,
@@ -186,6 +218,20 @@ def load_report_context(
             findings=tuple(findings),
             gates=_gates(result.details or {}),
         )
+
+
+def _language(facility: Facility, default: Language) -> Language:
+    """The language of ``facility``'s reports: its own when it has chosen one."""
+    chosen = facility.report_language
+    if chosen is None:
+        return default
+    language = _LANGUAGES.get(chosen)
+    if language is not None:
+        return language
+    raise ValueError(
+        f"facility {facility.code!r} has report_language {chosen!r}; "
+        "set it with `soi facilities set-language CODE vi|en|default`"
+    )
 
 
 def _manifest(registry: ModelRegistry, name: str, version: str) -> ModelManifest:

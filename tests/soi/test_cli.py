@@ -81,6 +81,100 @@ class TestDatabaseAndPeers:
         assert "1 to 16" in out
 
 
+class TestFacilities:
+    def test_report_language_per_facility(self, tmp_path: Path, database_url: str) -> None:
+        common = ["--data-dir", str(tmp_path), "--database-url", database_url]
+
+        code, out = _invoke(
+            "facilities", "add", "BV-EN", "--name", "English Hospital", "--language", "en",
+            *common,
+        )  # fmt: skip
+        assert code == 0, out
+        assert "Facility added: BV-EN (English Hospital), reports in en" in out
+        code, out = _invoke("facilities", "add", "BV-VI", "--name", "Bệnh viện Việt", *common)
+        assert code == 0, out
+        assert "reports in" not in out
+
+        code, out = _invoke("facilities", "list", *common)
+        assert code == 0, out
+        rows = _table_rows(out)
+        assert rows["BV-EN"][-1] == "en"
+        assert rows["BV-VI"][-1] == "default (vi)"
+        assert rows["LOCAL"][-1] == "default (vi)"
+
+        # The default shown is the setting's.
+        result = runner.invoke(
+            app, ["facilities", "list", *common], env={"SOI_REPORT_LANGUAGE": "en"}
+        )
+        assert result.exit_code == 0, result.output
+        assert _table_rows(result.output)["BV-VI"][-1] == "default (en)"
+
+        # Adding an existing code changes nothing and says how to change the language.
+        code, out = _invoke(
+            "facilities", "add", "BV-VI", "--name", "Bệnh viện Việt", "--language", "en",
+            *common,
+        )  # fmt: skip
+        assert code == 1
+        assert "facility 'BV-VI' already exists" in out
+        assert "`soi facilities set-language BV-VI en`" in out
+        code, out = _invoke("facilities", "add", "BV-VI", "--name", "X", *common)
+        assert code == 1
+        assert "facility 'BV-VI' already exists" in out
+        assert "set-language" not in out
+
+        code, out = _invoke("facilities", "set-language", "BV-VI", "en", *common)
+        assert code == 0, out
+        assert "Facility BV-VI: reports in en" in out
+        code, out = _invoke("facilities", "set-language", "BV-EN", "default", *common)
+        assert code == 0, out
+        assert "report_language setting" in out
+
+        code, out = _invoke("facilities", "list", *common)
+        assert code == 0, out
+        rows = _table_rows(out)
+        assert rows["BV-VI"][-1] == "en"
+        assert rows["BV-EN"][-1] == "default (vi)"
+
+        code, out = _invoke("facilities", "set-language", "BV-NONE", "en", *common)
+        assert code == 1
+        assert "no facility with code 'BV-NONE'" in out
+        assert "soi facilities add BV-NONE" in out
+
+    @pytest.mark.parametrize(
+        ("args", "expected"),
+        [
+            (["add", "BV-X", "--name", "X", "--language", "fr"], "vi or en, 'fr' is given"),
+            (
+                ["add", "BV-X", "--name", "X", "--language", "default"],
+                "vi or en, 'default' is given",
+            ),
+            (["set-language", "LOCAL", "EN"], "vi, en or default, 'EN' is given"),
+        ],
+    )
+    def test_invalid_language_is_refused(
+        self, tmp_path: Path, args: list[str], expected: str
+    ) -> None:
+        common = ["--data-dir", str(tmp_path)]
+        code, out = _invoke("facilities", *args, *common)
+        assert code == 1
+        assert f"the report language must be {expected}" in out
+        code, out = _invoke("facilities", "list", *common)
+        assert code == 0, out
+        rows = _table_rows(out)
+        assert set(rows) == {"LOCAL"}
+        assert rows["LOCAL"][-1] == "default (vi)"
+
+
+def _table_rows(output: str) -> dict[str, list[str]]:
+    """The rows of a rich table printed by ``soi ... list``, by their first cell."""
+    rows: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│┃").split("│")]
+        if len(cells) > 1 and cells[0]:
+            rows[cells[0]] = cells
+    return rows
+
+
 class TestDicomCommands:
     def test_echo_send_and_studies(self, runtime: Runtime, tmp_path: Path) -> None:
         assert runtime.listener is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from store import (
@@ -39,6 +39,57 @@ class TestSchema:
             context = MigrationContext.configure(connection, opts={"compare_type": False})
             diff = compare_metadata(context, Base.metadata)
         assert diff == []
+
+
+class TestFacilityReportLanguageMigration:
+    """Revision 0004 adds ``facilities.report_language`` and keeps existing facilities."""
+
+    def test_upgrade_from_0003_adds_a_nullable_column(self, database_url: str) -> None:
+        database = Database(database_url)
+        try:
+            assert upgrade(database, "0003") == "0003"
+            columns = {c["name"] for c in inspect(database.engine).get_columns("facilities")}
+            assert "report_language" not in columns
+            with database.engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO facilities (code, name, kind, created_at) "
+                        "VALUES ('BV-OLD', 'Bệnh viện cũ', 'hospital', CURRENT_TIMESTAMP)"
+                    )
+                )
+
+            assert upgrade(database, "0004") == "0004"
+
+            [column] = [
+                c
+                for c in inspect(database.engine).get_columns("facilities")
+                if c["name"] == "report_language"
+            ]
+            assert column["nullable"] is True
+            assert getattr(column["type"], "length", None) == 8
+            with database.read() as session:
+                rows = session.execute(
+                    select(Facility.code, Facility.name, Facility.report_language).order_by(
+                        Facility.code
+                    )
+                ).all()
+            assert [tuple(row) for row in rows] == [
+                ("BV-OLD", "Bệnh viện cũ", None),
+                (DEFAULT_FACILITY_CODE, "This hospital", None),
+            ]
+            with database.write() as session:
+                session.execute(
+                    update(Facility).where(Facility.code == "BV-OLD").values(report_language="en")
+                )
+            with database.read() as session:
+                assert (
+                    session.scalar(
+                        select(Facility.report_language).where(Facility.code == "BV-OLD")
+                    )
+                    == "en"
+                )
+        finally:
+            database.dispose()
 
 
 class TestSQLite:

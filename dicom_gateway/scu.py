@@ -186,8 +186,12 @@ def send(
 def _store_one(assoc: object, path: Path) -> FileResult:
     try:
         status = assoc.send_c_store(path)  # type: ignore[attr-defined]
-    except (ValueError, AttributeError, OSError, RuntimeError) as exc:
+    except (ValueError, AttributeError, OSError, RuntimeError, EOFError) as exc:
         return FileResult(path, None, f"not sent: {exc}")
+    except NameError:
+        # pynetdicom reaches an unset name when pydicom reads the file into an empty
+        # data set: nothing readable follows the file meta (a truncated file).
+        return FileResult(path, None, "not sent: no data set can be read after the file meta")
     if "Status" not in status:
         return FileResult(path, None, "no response (association lost)")
     return FileResult(path, int(status.Status), str(status.get("ErrorComment", "")))

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "DeliveryOut",
     "FindingOut",
     "HealthCheck",
     "HealthReport",
@@ -75,6 +76,22 @@ class ResultOut(BaseModel):
     details: dict[str, object]
 
 
+class DeliveryOut(BaseModel):
+    """A result document on its way to a receiving system (the outbox)."""
+
+    id: int
+    result_id: int | None
+    destination: str = Field(description="the configured destination's name")
+    kind: str = Field(description="dicom-sr, dicom-heatmap:LABEL, dicom-pdf, fhir-bundle, hl7-oru")
+    state: str = Field(description="pending, retrying, sent or dead")
+    attempts: int
+    document_id: str = Field(description="SOP Instance UID, Bundle identifier or HL7 control id")
+    remote_reply: str = Field(description="what the destination answered last")
+    last_error: str
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+
+
 class InstanceOut(BaseModel):
     """A stored instance."""
 
@@ -130,6 +147,7 @@ class StudyDetail(StudySummary):
     patient_identifiers: list[dict[str, str]]
     series: list[SeriesOut]
     results: list[ResultOut] = Field(description="oldest first; the last one is current")
+    deliveries: list[DeliveryOut] = Field(description="the results' documents, oldest first")
 
 
 class Page(BaseModel):

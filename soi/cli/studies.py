@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database, fail
-from soi.schemas import StudyDetail
+from soi.schemas import ResultOut, StudyDetail
 from soi.services import list_study_page, study_detail
 
 __all__ = ["studies_command"]
@@ -78,8 +78,28 @@ def _print_detail(study: StudyDetail) -> None:
     )
     if result.reason.get("en"):
         typer.echo(f"  {result.reason['en']}\n  {result.reason['vi']}")
-    if not result.findings:
+    if result.findings:
+        _print_findings(result)
+    _print_deliveries(study)
+
+
+def _print_deliveries(study: StudyDetail) -> None:
+    if not study.deliveries:
+        typer.echo("No document sent: no destination is configured for this facility.")
         return
+    table = Table("Destination", "Document", "State", "Tries", "Remote")
+    for delivery in study.deliveries:
+        table.add_row(
+            delivery.destination,
+            delivery.kind,
+            delivery.state,
+            str(delivery.attempts),
+            delivery.last_error or delivery.remote_reply,
+        )
+    Console(width=200).print(table)
+
+
+def _print_findings(result: ResultOut) -> None:
     table = Table("Finding", "Code", "Probability", "Threshold", "Positive", "Overlay")
     for finding in result.findings:
         table.add_row(

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from dicom_gateway import sop_class_name
 from soi.schemas import (
+    DeliveryOut,
     FindingOut,
     InstanceOut,
     JobOut,
@@ -17,12 +18,14 @@ from soi.schemas import (
 )
 from store import (
     Database,
+    Delivery,
     Job,
     PatientIdentifier,
     Result,
     Study,
     count_studies,
     get_study,
+    list_deliveries,
     list_results,
     list_studies,
     result_reason,
@@ -68,6 +71,22 @@ def _result(result: Result, pipeline: str) -> ResultOut:
             for f in result.findings
         ],
         details=dict(result.details or {}),
+    )
+
+
+def _delivery(delivery: Delivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        result_id=delivery.result_id,
+        destination=delivery.destination,
+        kind=delivery.kind,
+        state=delivery.state.value,
+        attempts=delivery.attempts,
+        document_id=delivery.document_id,
+        remote_reply=delivery.remote_reply,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at,
+        sent_at=delivery.sent_at,
     )
 
 
@@ -149,6 +168,12 @@ def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | N
                 "results": [
                     _result(result, pipelines.get(result.job_id, ""))
                     for result in list_results(session, study.id)
+                ],
+                "deliveries": [
+                    _delivery(delivery)
+                    for delivery in reversed(
+                        list_deliveries(session, study_id=study.id, limit=1000)
+                    )
                 ],
             }
         )

@@ -11,7 +11,7 @@ from dicom_gateway import GatewayError
 from inference import InferenceError
 from models import ModelError
 from soi import __version__
-from soi.cli import ai, db, deliveries, dicom, peers, studies
+from soi.cli import ai, db, deliveries, demo, dicom, peers, studies
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
 from soi.logs import configure_logging
 from soi.server import run_workers
@@ -36,6 +36,7 @@ app.command("infer")(ai.infer_command)
 app.command("echo")(dicom.echo_command)
 app.command("send")(dicom.send_command)
 app.command("studies")(studies.studies_command)
+app.command("demo")(demo.demo_command)
 
 
 def _version(value: bool) -> None:

@@ -72,6 +72,12 @@ class DestinationSettings(BaseModel):
     client_key: Path | None = Field(None, description="Client key for mTLS (fhir).")
     tls: bool = Field(False, description="MLLP over TLS (mllp).")
     receiving_application: str = Field("HIS", description="MSH-5 (mllp).")
+    role: Literal["emr", "phr", "commune-station"] = Field(
+        "emr",
+        description="What a fhir destination is: the hospital's EMR or the personal health "
+        "record (every result), or a commune health station's system (only results with "
+        "a positive finding, the follow-up it is asked to make).",
+    )
     commune_station: str | None = Field(
         None,
         description="Organization identifier `system|value` of the commune health station "
@@ -85,6 +91,13 @@ class DestinationSettings(BaseModel):
         missing = [key for key in needed[self.kind] if getattr(self, key) in (None, "")]
         if missing:
             raise ValueError(f"destination {self.name!r} ({self.kind}) needs {missing}")
+        if self.role != "emr" and self.kind != "fhir":
+            raise ValueError(f"destination {self.name!r}: role {self.role!r} is for fhir only")
+        if self.role == "commune-station" and not self.commune_station:
+            raise ValueError(
+                f"destination {self.name!r} (commune-station) needs commune_station, the "
+                "station's Organization identifier `system|value`"
+            )
         return self
 
 

@@ -1,7 +1,8 @@
-"""The receiving systems the demo starts: a PACS, an EMR and a legacy HIS on loopback ports.
+"""The receiving systems the demo starts on loopback ports: a PACS, an EMR, a personal
+health record, a commune health station's system and a legacy HIS.
 
-Orthanc is the PACS when it is installed; otherwise, and for the EMR and the HIS, Soi's
-own stand-in receivers, each labelled as such wherever it is shown.
+Orthanc is the PACS when it is installed; otherwise, and for the others, Soi's own
+stand-in receivers, each labelled as such wherever it is shown.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from soi.standins import (
 __all__ = ["COMMUNE_STATION", "DemoDestination", "PacsChoice", "start_destinations"]
 
 PacsChoice = Literal["auto", "orthanc", "standin"]
+FhirRole = Literal["emr", "phr", "commune-station"]
 
 #: The commune health station the demo's EMR is told of positive results for.
 COMMUNE_STATION = "urn:oid:2.16.704.1.0.1|TYT-DEMO-01"
@@ -56,7 +58,7 @@ def start_destinations(
     pacs: PacsChoice,
     note: Callable[[str], None],
 ) -> list[DemoDestination]:
-    """Start the PACS, the EMR and the HIS; each is stopped when ``stack`` closes.
+    """Start the PACS, the FHIR systems and the HIS; each is stopped when ``stack`` closes.
 
     Raises
     ------
@@ -65,26 +67,17 @@ def start_destinations(
         or a stand-in could not listen.
     """
     destinations = [_start_pacs(stack, workdir, received_dir, soi_ae_title, pacs, note)]
-    token = secrets.token_urlsafe(24)
+    roles: tuple[tuple[str, FhirRole], ...] = (
+        ("emr", "emr"),
+        ("phr", "phr"),
+        ("station", "commune-station"),
+    )
+    for name, role in roles:
+        destinations.append(_start_fhir(stack, received_dir, name, role))
     try:
-        emr = stack.enter_context(FhirReceiver(store_dir=received_dir / "emr", token=token))
         his = stack.enter_context(MllpReceiver(store_dir=received_dir / "his"))
     except OSError as exc:
-        raise DemoError(f"a stand-in receiver could not listen: {exc}") from exc
-    destinations.append(
-        DemoDestination(
-            DestinationSettings(
-                name="emr",
-                kind="fhir",
-                url=emr.base_url,
-                token=token,
-                commune_station=COMMUNE_STATION,
-            ),
-            emr.label,
-            emr.base_url,
-            emr.counts,
-        )
-    )
+        raise DemoError(f"the MLLP stand-in receiver could not listen: {exc}") from exc
     destinations.append(
         DemoDestination(
             DestinationSettings(name="his", kind="mllp", host=his.host, port=his.port),
@@ -94,6 +87,37 @@ def start_destinations(
         )
     )
     return destinations
+
+
+#: What each FHIR stand-in plays.
+_FHIR_ROLES = {
+    "emr": "the hospital's EMR",
+    "phr": "the personal health record",
+    "commune-station": "the commune health station's system",
+}
+
+
+def _start_fhir(stack: ExitStack, received_dir: Path, name: str, role: FhirRole) -> DemoDestination:
+    """A FHIR stand-in with its own bearer token, playing ``role``."""
+    token = secrets.token_urlsafe(24)
+    try:
+        receiver = stack.enter_context(FhirReceiver(store_dir=received_dir / name, token=token))
+    except OSError as exc:
+        raise DemoError(f"the FHIR stand-in receiver could not listen: {exc}") from exc
+    station = COMMUNE_STATION if role == "commune-station" else None
+    return DemoDestination(
+        DestinationSettings(
+            name=name,
+            kind="fhir",
+            role=role,
+            url=receiver.base_url,
+            token=token,
+            commune_station=station,
+        ),
+        f"{receiver.label}, standing in for {_FHIR_ROLES[role]}",
+        receiver.base_url,
+        receiver.counts,
+    )
 
 
 def _start_pacs(

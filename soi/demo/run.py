@@ -147,7 +147,7 @@ def run_demo(options: DemoOptions, progress: DemoProgress) -> DemoReport:
     workdir = Path(tempfile.mkdtemp(prefix="soi-demo-"))
     try:
         with ExitStack() as stack:
-            progress.step("Starting the receiving systems (PACS, EMR, HIS)")
+            progress.step("Starting the receiving systems (PACS, EMR, PHR, commune station, HIS)")
             destinations = start_destinations(
                 stack,
                 workdir=workdir,

@@ -57,10 +57,19 @@ HEATMAP_PREFIX = "dicom-heatmap:"
 
 
 def plan_documents(
-    destination: DestinationSettings, positive_with_overlay: Sequence[str]
+    destination: DestinationSettings,
+    positive_with_overlay: Sequence[str],
+    *,
+    positive: bool,
 ) -> list[DeliveryPlan]:
-    """The documents one destination gets for a result."""
+    """The documents one destination gets for a result (``positive``: any finding is).
+
+    A commune station's system gets only the results with a positive finding: the
+    follow-up it is asked to make. It is not told of the others.
+    """
     if destination.kind == "fhir":
+        if destination.role == "commune-station" and not positive:
+            return []
         return [DeliveryPlan(destination.name, FHIR_BUNDLE)]
     if destination.kind == "mllp":
         return [DeliveryPlan(destination.name, HL7_ORU)]
@@ -86,16 +95,14 @@ class DeliveryPlanner:
             return 0
         study = session.get(Study, study_id)
         facility = study.facility.code if study is not None else ""
-        positives = [
-            finding.label
-            for finding in session.query(Finding).filter(Finding.result_id == result_id)
-            if finding.positive and finding.overlay_path
-        ]
+        findings = session.query(Finding).filter(Finding.result_id == result_id).all()
+        positives = [f.label for f in findings if f.positive and f.overlay_path]
+        positive = any(f.positive for f in findings)
         plans = [
             plan
             for destination in self.destinations
             if not destination.facilities or facility in destination.facilities
-            for plan in plan_documents(destination, positives)
+            for plan in plan_documents(destination, positives, positive=positive)
         ]
         return plan_deliveries(session, study_id=study_id, result_id=result_id, plans=plans)
 

@@ -70,7 +70,7 @@ class FhirReceiver:
         (``metadata`` stays open, as on SMART servers).
     """
 
-    label = "Soi FHIR R4 stand-in receiver (not an EMR)"
+    label = "Soi FHIR R4 stand-in receiver"
 
     def __init__(
         self,

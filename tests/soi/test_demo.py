@@ -108,6 +108,16 @@ class TestDemoWithOrthanc:
             ]
             assert len(reports) == len(SAMPLES)
             assert {r["status"] for r in reports} == {"preliminary"}
+            phr = out / "received" / "phr" / "DiagnosticReport"
+            assert len(list(phr.glob("*.json"))) == len(SAMPLES)
+            # The commune station hears only of the three studies with a positive finding,
+            # each with a notification addressed to it in Vietnamese.
+            station = out / "received" / "station"
+            assert len(list((station / "DiagnosticReport").glob("*.json"))) == 3
+            notes = [json.loads(p.read_text("utf-8")) for p in station.glob("Communication/*")]
+            assert len(notes) == 3
+            assert {n["recipient"][0]["identifier"]["value"] for n in notes} == {"TYT-DEMO-01"}
+            assert not (out / "received" / "emr" / "Communication").exists()
             assert len(list((out / "received" / "his").iterdir())) >= len(SAMPLES)
         finally:
             shutil.rmtree(kept, ignore_errors=True)

@@ -103,7 +103,8 @@ class DicomChannel:
         ae = AE(ae_title=self.calling_ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         ae.connection_timeout = self.timeout
-        syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", ExplicitVRLittleEndian))
+        meta = getattr(dataset, "file_meta", None)
+        syntax = str(getattr(meta, "TransferSyntaxUID", None) or ExplicitVRLittleEndian)
         ae.add_requested_context(
             dataset.SOPClassUID,
             [syntax] if syntax != ImplicitVRLittleEndian else [ImplicitVRLittleEndian],
@@ -114,6 +115,12 @@ class DicomChannel:
         except OSError as exc:  # pragma: no cover - pynetdicom reports most as not established
             return SendOutcome(Outcome.RETRY, f"cannot reach {where}: {exc}")
         if not assoc.is_established:
+            if assoc.rejected_contexts and not assoc.accepted_contexts:
+                return SendOutcome(
+                    Outcome.REFUSED,
+                    f"{where} accepts no presentation context for SOP class "
+                    f"{dataset.SOPClassUID} in transfer syntax {syntax}",
+                )
             reason = "rejected the association" if assoc.is_rejected else "is not reachable"
             return SendOutcome(Outcome.RETRY, f"{where} {reason}")
         try:
@@ -211,7 +218,7 @@ def _operation_outcome(response: httpx.Response) -> str:
         entries = body.get("entry") or []
         statuses = [str((e.get("response") or {}).get("status", "")) for e in entries]
         return f"{len(entries)} entries ({', '.join(sorted(set(statuses)))})"
-    return ""
+    return response.text[:300]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +246,8 @@ class MllpChannel:
             )
         except MllpError as exc:
             return SendOutcome(Outcome.RETRY, str(exc))
+        except ValueError as exc:  # not an HL7 message: sending it again will not help
+            return SendOutcome(Outcome.REFUSED, f"not sent to {self.host}:{self.port}: {exc}")
         text = f"{self.host}:{self.port} answered {ack.code}" + (
             f": {ack.text}" if ack.text else ""
         )

@@ -17,10 +17,14 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -
     """Insert a row unless one with the same unique key exists; return 1 if inserted."""
     dialect = session.get_bind().dialect.name
     table = model
+    # The ORM adds RETURNING to an insert; the row count must be kept explicitly then.
+    keep = {"preserve_rowcount": True}
     if dialect == "postgresql":
-        result = session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+        result = session.execute(statement.execution_options(**keep))
     elif dialect == "sqlite":
-        result = session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+        statement_lite = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+        result = session.execute(statement_lite.execution_options(**keep))
     else:  # pragma: no cover - only the two supported databases
         raise NotImplementedError(f"database dialect {dialect!r} is not supported")
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -61,9 +61,19 @@ class Backoff:
     cap: timedelta = timedelta(minutes=30)
     max_attempts: int = 200
 
+    def __post_init__(self) -> None:
+        if self.base <= timedelta(0):
+            raise ValueError(f"`base` must be positive, {self.base} is given")
+        if self.cap < self.base:
+            raise ValueError(f"`cap` must be at least `base` ({self.base}), {self.cap} is given")
+        if self.max_attempts < 1:
+            raise ValueError(f"`max_attempts` must be at least 1, {self.max_attempts} is given")
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
         """The wait after failed attempt number ``attempt`` (1-based)."""
-        raw = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(0, attempt - 1))
+        # 2**62 base seconds exceed any cap; a larger exponent would overflow a float.
+        doubling = 2 ** min(62, max(0, attempt - 1))
+        raw = min(self.cap.total_seconds(), self.base.total_seconds() * doubling)
         factor = (rng or random).uniform(0.5, 1.0)
         return timedelta(seconds=raw * factor)
 
@@ -197,9 +207,14 @@ def mark_delivery_dead(session: Session, delivery_id: int, *, error: str) -> Del
 
 
 def resend_delivery(session: Session, delivery_id: int) -> Delivery:
-    """Queue a delivery again now (a dead one, or a sent one to send once more)."""
+    """Queue a delivery again now (a dead one, or a sent one to send once more).
+
+    It gets a whole new series of attempts (the count starts again from 0); the audit
+    log keeps the earlier ones.
+    """
     delivery = _get(session, delivery_id)
     now = utcnow()
+    delivery.attempts = 0
     delivery.state = DeliveryState.PENDING
     delivery.next_attempt_at = now
     delivery.updated_at = now

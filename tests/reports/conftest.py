@@ -1,14 +1,20 @@
-"""A report context built by hand: a synthetic chest radiograph, its findings, heatmaps."""
+"""A report context built by hand: a synthetic chest radiograph, its findings, heatmaps;
+the documents built from it, and the real HTTP and MLLP peers they are sent to."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from inference.explain import heatmap_files, preliminary_label
+from reports import build_bundle, build_oru, bundle_json
+from reports.channels import Document
 from reports.context import (
     FacilityInfo,
     FindingInfo,
@@ -21,6 +27,8 @@ from reports.context import (
     ReportContext,
     StudyInfo,
 )
+from tests.support.hl7_peer import Hl7Peer
+from tests.support.http_peer import HttpPeer
 from training.labels import CXR_LABELS, CxrFinding
 from training.phantoms import generate_cxr, phantom_to_dicom
 
@@ -158,3 +166,51 @@ def ungradable_context(complete_context: ReportContext) -> ReportContext:
         findings=(),
         gates=(GateInfo(uid, "view", False, "lateral view", "phim nghiêng"),),
     )
+
+
+# ------------------------------------------------------------- peers and documents
+
+#: Seconds a channel waits for a peer in these tests.
+TIMEOUT = 0.5
+TOKEN = "emr-secret-token"
+
+#: What an EMR says when it refuses a Bundle.
+DIAGNOSTICS = "Patient.identifier: thiếu mã định danh bệnh nhân"
+
+
+def operation_outcome(text: str, *, as_details: bool = False) -> str:
+    """A FHIR OperationOutcome with one error issue saying ``text``, as JSON."""
+    issue: dict[str, Any] = {"severity": "error", "code": "invalid"}
+    if as_details:
+        issue["details"] = {"text": text}
+    else:
+        issue["diagnostics"] = text
+    return json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}, ensure_ascii=False)
+
+
+@pytest.fixture
+def http_peer() -> Iterator[HttpPeer]:
+    """An HTTP peer on a free loopback port, answering 201 until told otherwise."""
+    peer = HttpPeer().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def his() -> Iterator[Hl7Peer]:
+    """python-hl7's MLLP server on a free loopback port, answering AA until told otherwise."""
+    peer = Hl7Peer().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def bundle(complete_context: ReportContext) -> Document:
+    """The FHIR transaction Bundle of the complete result."""
+    return Document("fhir-bundle", "bundle-17", text=bundle_json(build_bundle(complete_context)))
+
+
+@pytest.fixture
+def oru(complete_context: ReportContext) -> Document:
+    """The HL7 v2 ORU^R01 message of the complete result."""
+    return Document("hl7-oru", "SOI-17-P", text=build_oru(complete_context))

@@ -1,17 +1,14 @@
 """The outbox's channels against real peers on loopback ports (an HTTP server, python-hl7's
-MLLP server, pynetdicom Storage SCPs), and the delivery worker that drives them against a
-real database: what is sent, what is retried, what is refused with the remote's words."""
+MLLP server, pynetdicom Storage SCPs): what is sent, what is retried, what is refused with
+the remote's words."""
 
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ import pytest
 from pydicom import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
-from reports import NoPatientIdentifierError, build_bundle, build_oru, build_sr, bundle_json
+from reports import build_sr
 from reports.channels import (
     DicomChannel,
     Document,
@@ -30,101 +27,14 @@ from reports.channels import (
     SendOutcome,
 )
 from reports.context import ReportContext
-from reports.outbox import DeliveryWorker, DocumentUnavailable
 from soi.standins import DicomReceiver
-from store import (
-    AuditOutcome,
-    Backoff,
-    Database,
-    Delivery,
-    DeliveryPlan,
-    DeliveryState,
-    list_audit_events,
-    plan_deliveries,
-    utcnow,
-)
+from tests.reports.conftest import DIAGNOSTICS, TIMEOUT, TOKEN, operation_outcome
 from tests.support.data import make_cr
 from tests.support.hl7_peer import Hl7Peer
+from tests.support.http_peer import HttpPeer
 from tests.support.net import LOOPBACK, free_port
-from tests.support.results import record_cxr_result
-
-#: Seconds a channel waits for a peer in these tests.
-TIMEOUT = 0.5
-TOKEN = "emr-secret-token"
-
-#: What an EMR says when it refuses a Bundle.
-DIAGNOSTICS = "Patient.identifier: thiếu mã định danh bệnh nhân"
-
-
-def _operation_outcome(text: str, *, as_details: bool = False) -> str:
-    issue: dict[str, Any] = {"severity": "error", "code": "invalid"}
-    if as_details:
-        issue["details"] = {"text": text}
-    else:
-        issue["diagnostics"] = text
-    return json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}, ensure_ascii=False)
-
 
 # ------------------------------------------------------------------------ peers
-
-
-@dataclass
-class _Request:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class _HttpPeer:
-    """An HTTP server in a thread that answers every POST with a programmed reply."""
-
-    port: int = 0
-    status: int = 201
-    body: str = ""
-    content_type: str = "application/fhir+json"
-    delay: float = 0.0
-    received: list[_Request] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/fhir/R4"
-
-    def start(self) -> _HttpPeer:
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                peer.received.append(
-                    _Request(self.path, dict(self.headers.items()), self.rfile.read(length))
-                )
-                if peer.delay and peer._stop.wait(peer.delay):
-                    return
-                payload = peer.body.encode("utf-8")
-                self.send_response(peer.status)
-                self.send_header("Content-Type", peer.content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
-        self.port = int(self._server.server_address[1])
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @dataclass
@@ -165,20 +75,6 @@ class _StorageScp:
         return status
 
 
-@pytest.fixture
-def http_peer() -> Iterator[_HttpPeer]:
-    peer = _HttpPeer().start()
-    yield peer
-    peer.stop()
-
-
-@pytest.fixture
-def his() -> Iterator[Hl7Peer]:
-    peer = Hl7Peer().start()
-    yield peer
-    peer.stop()
-
-
 @pytest.fixture(scope="module")
 def _scp_server() -> Iterator[_StorageScp]:
     peer = _StorageScp().start()
@@ -199,16 +95,6 @@ def scp(_scp_server: _StorageScp) -> Iterator[_StorageScp]:
 # -------------------------------------------------------------------- documents
 
 
-@pytest.fixture
-def bundle(complete_context: ReportContext) -> Document:
-    return Document("fhir-bundle", "bundle-17", text=bundle_json(build_bundle(complete_context)))
-
-
-@pytest.fixture
-def oru(complete_context: ReportContext) -> Document:
-    return Document("hl7-oru", "SOI-17-P", text=build_oru(complete_context))
-
-
 def _image() -> Document:
     dataset = make_cr(patient_name="NGUYỄN^THỊ HƯƠNG")
     return Document("dicom-heatmap:cardiomegaly", str(dataset.SOPInstanceUID), dataset=dataset)
@@ -219,7 +105,7 @@ def _image() -> Document:
 
 class TestFhirChannel:
     @pytest.mark.parametrize("status", [200, 201])
-    def test_2xx_is_sent(self, http_peer: _HttpPeer, bundle: Document, status: int) -> None:
+    def test_2xx_is_sent(self, http_peer: HttpPeer, bundle: Document, status: int) -> None:
         http_peer.status = status
         http_peer.body = json.dumps(
             {
@@ -243,15 +129,15 @@ class TestFhirChannel:
     @pytest.mark.parametrize(
         ("status", "body"),
         [
-            (400, _operation_outcome(DIAGNOSTICS)),
-            (401, _operation_outcome("Token hết hạn", as_details=True)),
-            (403, _operation_outcome("Không có quyền ghi DiagnosticReport")),
-            (404, _operation_outcome("Không có endpoint /fhir/R4")),
-            (422, _operation_outcome(DIAGNOSTICS)),
+            (400, operation_outcome(DIAGNOSTICS)),
+            (401, operation_outcome("Token hết hạn", as_details=True)),
+            (403, operation_outcome("Không có quyền ghi DiagnosticReport")),
+            (404, operation_outcome("Không có endpoint /fhir/R4")),
+            (422, operation_outcome(DIAGNOSTICS)),
         ],
     )
     def test_4xx_is_refused_with_the_servers_diagnostics(
-        self, http_peer: _HttpPeer, bundle: Document, status: int, body: str
+        self, http_peer: HttpPeer, bundle: Document, status: int, body: str
     ) -> None:
         http_peer.status = status
         http_peer.body = body
@@ -266,10 +152,10 @@ class TestFhirChannel:
 
     @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503])
     def test_try_later_and_5xx_retry(
-        self, http_peer: _HttpPeer, bundle: Document, status: int
+        self, http_peer: HttpPeer, bundle: Document, status: int
     ) -> None:
         http_peer.status = status
-        http_peer.body = _operation_outcome("Máy chủ đang bận")
+        http_peer.body = operation_outcome("Máy chủ đang bận")
 
         outcome = FhirChannel(http_peer.url, timeout=TIMEOUT).send(bundle)
 
@@ -277,7 +163,7 @@ class TestFhirChannel:
         assert outcome.message == f"{http_peer.url} answered HTTP {status}: Máy chủ đang bận"
 
     def test_a_body_that_is_not_json_is_kept_as_text(
-        self, http_peer: _HttpPeer, bundle: Document
+        self, http_peer: HttpPeer, bundle: Document
     ) -> None:
         http_peer.status = 502
         http_peer.content_type = "text/html"
@@ -289,7 +175,7 @@ class TestFhirChannel:
         assert outcome.message == f"{http_peer.url} answered HTTP 502: {http_peer.body[:300]}"
 
     def test_a_server_slower_than_the_timeout_is_retried(
-        self, http_peer: _HttpPeer, bundle: Document
+        self, http_peer: HttpPeer, bundle: Document
     ) -> None:
         http_peer.delay = 5.0
 
@@ -310,7 +196,7 @@ class TestFhirChannel:
         assert outcome.message.startswith(f"{url}: ConnectError")
 
     def test_the_bundle_goes_as_utf8_with_the_bearer_token(
-        self, http_peer: _HttpPeer, bundle: Document
+        self, http_peer: HttpPeer, bundle: Document
     ) -> None:
         FhirChannel(http_peer.url + "/", token=TOKEN, timeout=TIMEOUT).send(bundle)
 
@@ -326,7 +212,7 @@ class TestFhirChannel:
         assert json.loads(text)["resourceType"] == "Bundle"
 
     def test_without_a_token_no_authorization_is_sent(
-        self, http_peer: _HttpPeer, bundle: Document
+        self, http_peer: HttpPeer, bundle: Document
     ) -> None:
         FhirChannel(http_peer.url, timeout=TIMEOUT).send(bundle)
 
@@ -478,212 +364,3 @@ class TestDicomChannel:
 
         assert sent == SendOutcome(Outcome.REFUSED, "hl7-oru is not a DICOM document")
         assert scp.received == []
-
-
-# ----------------------------------------------------------------------- worker
-
-
-def _planned(database: Database, uid: str, *plans: DeliveryPlan) -> list[int]:
-    study_id, result_id = record_cxr_result(database, uid)
-    with database.write() as session:
-        plan_deliveries(session, study_id=study_id, result_id=result_id, plans=plans)
-    with database.read() as session:
-        rows = session.query(Delivery).filter(Delivery.study_id == study_id).all()
-        return sorted(row.id for row in rows)
-
-
-def _row(database: Database, delivery_id: int) -> Delivery:
-    with database.read() as session:
-        row = session.get(Delivery, delivery_id)
-        assert row is not None
-        return row
-
-
-class TestDeliveryWorker:
-    def _worker(
-        self,
-        database: Database,
-        channels: dict[str, Any],
-        document: Document | Exception,
-        *,
-        backoff: Backoff | None = None,
-    ) -> DeliveryWorker:
-        def build(result_id: int, kind: str, destination: str) -> Document:
-            if isinstance(document, Exception):
-                raise document
-            return document
-
-        return DeliveryWorker(
-            database=database,
-            channels=channels,
-            build=build,
-            lease=timedelta(minutes=2),
-            backoff=backoff or Backoff(base=timedelta(minutes=1), cap=timedelta(minutes=30)),
-            rng=random.Random(0),
-        )
-
-    def test_a_destination_that_is_down_leaves_the_row_retrying_with_its_message(
-        self, database: Database, oru: Document
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.60", DeliveryPlan("his", "hl7-oru"))
-        port = free_port()
-        worker = self._worker(database, {"his": MllpChannel(LOOPBACK, port, timeout=TIMEOUT)}, oru)
-
-        before = utcnow()
-        report = worker.run_once()
-
-        message = f"cannot connect to MLLP peer {LOOPBACK}:{port}: connection refused"
-        assert report is not None
-        assert (report.delivery_id, report.outcome, report.attempt) == (delivery_id, "retry", 1)
-        assert report.message == message
-        row = _row(database, delivery_id)
-        assert row.state is DeliveryState.RETRYING
-        assert row.last_error == message
-        assert row.next_attempt_at is not None
-        assert row.next_attempt_at >= before + timedelta(seconds=30)
-        assert worker.run_once() is None
-        with database.read() as session:
-            [event] = list_audit_events(session, action="delivery.retrying")
-        assert event.outcome is AuditOutcome.FAILURE
-        assert event.detail["message"] == message
-
-    def test_a_destination_back_up_gets_the_document(
-        self, database: Database, bundle: Document
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.61", DeliveryPlan("emr", "fhir-bundle"))
-        peer = _HttpPeer(port=free_port())
-        worker = self._worker(
-            database,
-            {"emr": FhirChannel(peer.url, token=TOKEN, timeout=TIMEOUT)},
-            bundle,
-            backoff=Backoff(base=timedelta(milliseconds=20), cap=timedelta(milliseconds=40)),
-        )
-        first = worker.run_once()
-        assert first is not None
-        assert first.outcome == "retry"
-
-        peer.start()
-        try:
-            time.sleep(0.05)
-            second = worker.run_once()
-        finally:
-            peer.stop()
-
-        assert second is not None
-        assert (second.outcome, second.attempt) == ("sent", 2)
-        row = _row(database, delivery_id)
-        assert row.state is DeliveryState.SENT
-        assert (row.document_id, row.last_error) == ("bundle-17", "")
-        assert row.remote_reply == f"{peer.url} answered HTTP 201"
-        assert [r.body for r in peer.received] == [bundle.text.encode("utf-8")]
-
-    def test_a_his_that_accepts_the_message(
-        self, database: Database, his: Hl7Peer, oru: Document
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.62", DeliveryPlan("his", "hl7-oru"))
-        worker = self._worker(
-            database, {"his": MllpChannel(LOOPBACK, his.port, timeout=TIMEOUT)}, oru
-        )
-
-        report = worker.run_once()
-
-        assert report is not None
-        assert report.outcome == "sent"
-        row = _row(database, delivery_id)
-        assert (row.state, row.document_id) == (DeliveryState.SENT, "SOI-17-P")
-        assert row.remote_reply == f"{LOOPBACK}:{his.port} answered AA"
-        assert row.sent_at is not None
-        with database.read() as session:
-            [event] = list_audit_events(session, action="delivery.sent")
-        assert event.outcome is AuditOutcome.SUCCESS
-
-    def test_a_refusal_is_dead_at_once_with_the_remotes_words(
-        self, database: Database, http_peer: _HttpPeer, bundle: Document
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.63", DeliveryPlan("emr", "fhir-bundle"))
-        http_peer.status = 422
-        http_peer.body = _operation_outcome(DIAGNOSTICS)
-        worker = self._worker(
-            database, {"emr": FhirChannel(http_peer.url, timeout=TIMEOUT)}, bundle
-        )
-
-        report = worker.run_once()
-
-        assert report is not None
-        assert report.outcome == "refused"
-        row = _row(database, delivery_id)
-        assert row.state is DeliveryState.DEAD
-        assert row.last_error == f"{http_peer.url} answered HTTP 422: {DIAGNOSTICS}"
-        assert row.attempts == 1
-        assert worker.run_once() is None
-
-    def test_no_patient_identifier_is_dead_at_once(self, database: Database, his: Hl7Peer) -> None:
-        [delivery_id] = _planned(database, "1.2.840.64", DeliveryPlan("his", "hl7-oru"))
-        error = NoPatientIdentifierError("bệnh nhân không có mã định danh nào cho EMR")
-        worker = self._worker(
-            database, {"his": MllpChannel(LOOPBACK, his.port, timeout=TIMEOUT)}, error
-        )
-
-        report = worker.run_once()
-
-        assert report is not None
-        assert (report.outcome, report.message) == ("refused", str(error))
-        row = _row(database, delivery_id)
-        assert (row.state, row.last_error, row.attempts) == (DeliveryState.DEAD, str(error), 1)
-        assert his.received == []
-
-    def test_a_document_not_available_yet_is_retried(
-        self, database: Database, his: Hl7Peer
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.65", DeliveryPlan("his", "hl7-oru"))
-        worker = self._worker(
-            database,
-            {"his": MllpChannel(LOOPBACK, his.port, timeout=TIMEOUT)},
-            DocumentUnavailable("the heatmap file is being restored"),
-        )
-
-        report = worker.run_once()
-
-        assert report is not None
-        assert report.outcome == "retry"
-        row = _row(database, delivery_id)
-        assert row.state is DeliveryState.RETRYING
-        assert row.last_error == "document not available yet: the heatmap file is being restored"
-        assert his.received == []
-
-    def test_a_document_that_cannot_be_built_is_dead(
-        self, database: Database, his: Hl7Peer
-    ) -> None:
-        [delivery_id] = _planned(database, "1.2.840.66", DeliveryPlan("his", "hl7-oru"))
-        worker = self._worker(
-            database,
-            {"his": MllpChannel(LOOPBACK, his.port, timeout=TIMEOUT)},
-            KeyError("cardiomegaly"),
-        )
-
-        worker.run_once()
-
-        row = _row(database, delivery_id)
-        assert row.state is DeliveryState.DEAD
-        assert row.last_error == "cannot build hl7-oru: KeyError: 'cardiomegaly'"
-
-    def test_destinations_without_a_channel_are_left_alone(
-        self, database: Database, his: Hl7Peer, oru: Document
-    ) -> None:
-        pacs_id, his_id = _planned(
-            database,
-            "1.2.840.67",
-            DeliveryPlan("pacs", "dicom-sr"),
-            DeliveryPlan("his", "hl7-oru"),
-        )
-        worker = self._worker(
-            database, {"his": MllpChannel(LOOPBACK, his.port, timeout=TIMEOUT)}, oru
-        )
-
-        reports = [worker.run_once(), worker.run_once()]
-
-        assert [r.delivery_id if r else None for r in reports] == [his_id, None]
-        untouched = _row(database, pacs_id)
-        assert (untouched.state, untouched.attempts) == (DeliveryState.PENDING, 0)
-        assert self._worker(database, {}, oru).run_once() is None
-        assert _row(database, pacs_id).attempts == 0

@@ -75,6 +75,7 @@ class SoiServer(AbstractContextManager["SoiServer"]):
         self.dicom_port = 0
         self.http_port = 0
         self.startup_s = 0.0
+        self.token = ""
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> SoiServer:
@@ -99,6 +100,7 @@ class SoiServer(AbstractContextManager["SoiServer"]):
             self.aet,
             *self.args,
         ]
+        self.token = self._issue_token(env)
         t0 = time.perf_counter()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -119,6 +121,25 @@ class SoiServer(AbstractContextManager["SoiServer"]):
                     f"{self.log_tail()}"
                 )
             time.sleep(0.1)
+
+    def _issue_token(self, env: Mapping[str, str]) -> str:
+        """Create the integration account ``soi-bench`` in the data folder; a token for it.
+
+        The benchmark owns the data folder: it adds the account with the same ``soi``
+        executable and settings before the server starts (not part of ``startup_s``).
+        """
+        where = ["--data-dir", str(self.data_dir)]
+        if "--config" in self.args:
+            where += ["--config", self.args[self.args.index("--config") + 1]]
+        soi = str(self.executable)
+        for command in (
+            [soi, "users", "add", "soi-bench", "--role", "integration", *where],
+            [soi, "users", "token", "soi-bench", "--days", "1", "--name", "benchmark", *where],
+        ):
+            answer = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if answer.returncode != 0:
+                raise RuntimeError(f"{' '.join(command[1:4])} failed:\n{answer.stderr}")
+        return answer.stdout.strip()
 
     def __exit__(self, *exc_info: object) -> None:
         process = self.process
@@ -155,8 +176,9 @@ class SoiServer(AbstractContextManager["SoiServer"]):
     def study(self, study_uid: str) -> dict[str, Any] | None:
         """``GET /studies/{uid}``; None while the study is unknown (404)."""
         url = f"http://{LOOPBACK}:{self.http_port}/studies/{study_uid}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 body: dict[str, Any] = json.loads(response.read())
                 return body
         except urllib.error.HTTPError as exc:

@@ -1,4 +1,5 @@
-"""Soi's DICOM gateway: DIMSE listener and client, ingest, study assembly and routing.
+"""Soi's DICOM gateway: DIMSE listener and client, DICOMweb (:mod:`dicom_gateway.dicomweb`),
+ingest, study assembly and routing.
 
 Depends on :mod:`store` only.
 """
@@ -12,7 +13,7 @@ from dicom_gateway.errors import (
     RoutingConfigError,
 )
 from dicom_gateway.identifiers import DEFAULT_ISSUER_KINDS, IdentifierPolicy
-from dicom_gateway.ingest import Ingestor, Source, StoreOutcome
+from dicom_gateway.ingest import Ingestor, InstanceCheck, Source, StoreOutcome
 from dicom_gateway.instance import ParsedInstance, parse_instance, valid_uid
 from dicom_gateway.routing import DEFAULT_RULES_PATH, InstanceAttributes, Router, RoutingRule
 from dicom_gateway.scp import DicomListener, DimseConfig
@@ -42,6 +43,7 @@ __all__ = [
     "IdentifierPolicy",
     "Ingestor",
     "InstanceAttributes",
+    "InstanceCheck",
     "InvalidInstanceError",
     "ParsedInstance",
     "PeerAccess",

@@ -7,6 +7,7 @@ fsynced and renamed into place and the index transaction has committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,20 +37,29 @@ from store import (
     record_event,
 )
 
-__all__ = ["Ingestor", "Source", "StoreOutcome"]
+__all__ = ["Ingestor", "InstanceCheck", "Source", "StoreOutcome"]
+
+#: A protocol's own check of a parsed instance before it is kept: ``None`` to keep
+#: it, or the failure status and why. It may read the index.
+InstanceCheck = Callable[[ParsedInstance], tuple[StoreStatus, str] | None]
 
 _log = structlog.get_logger("soi.ingest")
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who sent an instance, and for which facility."""
+    """Who sent an instance, and for which facility.
+
+    ``ae_title`` is the calling AE title of a DIMSE peer, or the user name of a
+    DICOMweb caller (``actor_kind`` ``"user"``), as recorded in the audit log.
+    """
 
     ae_title: str
     address: str
     facility_id: int
     facility_code: str
     protocol: str = "dimse"
+    actor_kind: str = "dicom-peer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +100,7 @@ def _audit_store(session: Session, source: Source, outcome: AuditOutcome, **fiel
     record_event(
         session,
         actor=source.ae_title,
-        actor_kind="dicom-peer",
+        actor_kind=source.actor_kind,
         action=f"{source.protocol}.store",
         outcome=outcome,
         source_address=source.address,
@@ -136,8 +146,14 @@ class Ingestor:
         sop_class_uid: str,
         sop_instance_uid: str,
         source: Source,
+        check: InstanceCheck | None = None,
     ) -> StoreOutcome:
-        """Check, keep and index one instance; never raises for bad input."""
+        """Check, keep and index one instance; never raises for bad input.
+
+        ``check`` runs after the data set is parsed and before anything is kept,
+        also for an instance that is already stored: STOW-RS refuses there an
+        instance of another facility's study.
+        """
         try:
             parsed = parse_instance(
                 encoded_dataset,
@@ -148,6 +164,14 @@ class Ingestor:
             )
         except InvalidInstanceError as exc:
             return self._refuse(exc.status, exc.comment, sop_instance_uid, source)
+
+        if check is not None:
+            try:
+                refusal = check(parsed)
+            except SQLAlchemyError as exc:
+                return self._failure(f"index unavailable: {type(exc).__name__}", parsed, source)
+            if refusal is not None:
+                return self._refuse(refusal[0], refusal[1], parsed.sop_instance_uid, source)
 
         try:
             with self.database.read() as session:

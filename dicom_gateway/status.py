@@ -1,9 +1,11 @@
-"""DIMSE status codes Soi answers with.
+"""Status codes Soi answers a store with: DIMSE C-STORE statuses, which are also the
+STOW-RS Failure Reasons.
 
 References
 ----------
-DICOM PS3.4 Annex B.2.3 (Storage Service Class statuses) and PS3.7 Annex C
-(status type encoding).
+DICOM PS3.4 Annex B.2.3 (Storage Service Class statuses), PS3.7 Annex C (status
+type encoding, general statuses) and PS3.18 section I.2.2 (Store Instances Response
+Failure Reason values).
 """
 
 from __future__ import annotations
@@ -33,3 +35,9 @@ class StoreStatus(IntEnum):
     PROCESSING_FAILURE = 0x0110
     #: Refused: SOP Class not supported (not on the accepted list).
     SOP_CLASS_NOT_SUPPORTED = 0x0122
+    #: Refused: not authorized: the study, series or instance belongs to another facility.
+    NOT_AUTHORIZED = 0x0124
+    #: Error: referenced transfer syntax not supported (STOW-RS, PS3.18 Table I.2-2).
+    TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+    #: Error: cannot understand: the instance is not of the study the STOW-RS request names.
+    STUDY_INSTANCE_UID_MISMATCH = 0xC409

@@ -7,15 +7,19 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "AuditEventOut",
+    "AuditTrail",
     "DeliveryOut",
     "FindingOut",
     "HealthCheck",
     "HealthReport",
     "InstanceOut",
     "JobOut",
+    "Me",
     "Page",
     "ResultOut",
     "SeriesOut",
+    "SignInReply",
     "StudyDetail",
     "StudySummary",
 ]
@@ -157,3 +161,48 @@ class Page(BaseModel):
     limit: int
     offset: int
     items: list[StudySummary]
+
+
+class Me(BaseModel):
+    """Who the caller is and whose patient data they may see."""
+
+    username: str
+    role: str = Field(description="admin, radiologist, technician, screening_coordinator, …")
+    actor_kind: str = Field(description="user (browser session) or token (API token)")
+    facility_id: int | None = Field(description="the caller's own facility")
+    facility_ids: list[int] | None = Field(
+        description="facilities whose patient data the caller may see; null: all"
+    )
+
+
+class SignInReply(Me):
+    """A new browser session: the CSRF token to send back as ``X-CSRF-Token``."""
+
+    csrf_token: str = Field(description="also in the soi_csrf cookie")
+    expires_at: datetime
+
+
+class AuditEventOut(BaseModel):
+    """One audit event: who did what, when, from where, about whom, with which outcome."""
+
+    id: int
+    occurred_at: datetime
+    actor: str
+    actor_kind: str = Field(description="user, token, cli, dicom-peer, worker, …")
+    action: str = Field(description="study.read, study.list, auth.login, dimse.store, …")
+    outcome: str = Field(description="success, refused or failure")
+    source_address: str
+    facility_id: int | None
+    patient_id: int | None
+    study_instance_uid: str
+    sop_instance_uid: str
+    detail: dict[str, object]
+
+
+class AuditTrail(BaseModel):
+    """Audit events, newest first."""
+
+    patient_ids: list[int] | None = Field(
+        description="the patients the identifier asked for names (null: not asked)"
+    )
+    items: list[AuditEventOut]

@@ -10,10 +10,12 @@ from typing import Any
 
 import structlog
 import uvicorn
+from sqlalchemy import select
 
 from soi.api import create_app
 from soi.runtime import Runtime
 from soi.settings import Settings
+from store import User
 
 __all__ = ["run_workers", "serve"]
 
@@ -80,12 +82,19 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
 
     def on_ready(http_port: int) -> None:
         echo(f"DICOM  AE {settings.ae_title} listening on {settings.dicom_host}:{listener.port}")
+        scheme = "https" if settings.http_tls else "http"
         echo(
-            f"HTTP   http://{settings.http_host}:{http_port}  (health: /health, studies: /studies)"
+            f"HTTP   {scheme}://{settings.http_host}:{http_port}  "
+            "(health: /health, studies: /studies, sign-in: /auth/login)"
         )
         echo(f"Data   {settings.data_dir.resolve()}  database: {runtime.database.dialect}")
         echo(_models_line(runtime))
         echo(_outbox_line(runtime))
+        if not _has_users(runtime):
+            echo(
+                "Users  none yet: the HTTP API answers 401 to everyone; add the first with "
+                "`soi users add NAME --role admin`"
+            )
         echo("Ready. Press Ctrl-C to stop.")
         sys.stdout.flush()
 
@@ -96,6 +105,8 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         log_config=None,
         lifespan="off",
         access_log=False,
+        ssl_certfile=settings.http_tls_certfile,
+        ssl_keyfile=settings.http_tls_keyfile,
     )
     server = _Server(config, on_ready)
     # Uvicorn captures SIGTERM/SIGINT while it runs and re-raises them afterwards; with
@@ -177,6 +188,12 @@ def run_workers(settings: Settings, *, echo: Callable[[str], None] = print) -> N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         echo("Stopped.")
+
+
+def _has_users(runtime: Runtime) -> bool:
+    """Whether anyone can sign in or hold a token yet."""
+    with runtime.database.read() as session:
+        return session.scalar(select(User.id).limit(1)) is not None
 
 
 def _outbox_line(runtime: Runtime) -> str:

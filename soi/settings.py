@@ -124,8 +124,33 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=0, le=65535)
     http_allow_remote: bool = Field(
         False,
-        description="Allow binding the HTTP API to a non-loopback address. The API has no "
-        "user authentication yet: only behind an authenticating reverse proxy.",
+        description="Allow a non-loopback http_host without http_tls_certfile: a reverse "
+        "proxy in front of Soi terminates TLS, so passwords, tokens and cookies never cross "
+        "the network in plain text.",
+    )
+    http_tls_certfile: Path | None = Field(
+        None, description="PEM certificate (chain) the HTTP API serves HTTPS with."
+    )
+    http_tls_keyfile: Path | None = Field(None, description="PEM private key of that certificate.")
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark the session cookies Secure (sent over HTTPS only). Default: Secure "
+        "unless the API is served over plain HTTP on a loopback address.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A browser session ends this long after sign-in."
+    )
+    session_idle_minutes: float = Field(
+        30.0, ge=1, le=24 * 60, description="A browser session unused this long ends."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="Failed sign-ins of one username within the window."
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=1, le=100_000, description="Failed sign-ins from one address within the window."
+    )
+    login_window_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="How long a failed sign-in counts."
     )
     min_free_mb: int = Field(1024, ge=0, description="Refuse instances below this free space.")
     quiet_period_seconds: float = Field(
@@ -138,6 +163,15 @@ class Settings(BaseSettings):
     )
     max_pdu_kb: int = Field(4096, ge=16, le=65536, description="Maximum PDU size received.")
     max_associations: int = Field(16, ge=1, le=256)
+    dicomweb_max_request_mb: int = Field(
+        512,
+        ge=1,
+        le=65536,
+        description="Largest DICOMweb STOW-RS request body accepted (413 above it).",
+    )
+    dicomweb_max_results: int = Field(
+        1000, ge=1, le=100_000, description="Most results of one QIDO-RS response."
+    )
     issuer_kinds: dict[str, NationalKind] = Field(
         default_factory=_default_issuer_kinds,
         description="Issuer of Patient ID values that name national identifier systems.",
@@ -199,13 +233,35 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if not self.http_allow_remote and not _is_loopback(self.http_host):
-            raise ValueError(
-                f"http_host {self.http_host!r} is not a loopback address and the HTTP API has "
-                "no user authentication yet; keep it on 127.0.0.1, or set "
-                "SOI_HTTP_ALLOW_REMOTE=true behind an authenticating reverse proxy"
-            )
+        if (self.http_tls_certfile is None) != (self.http_tls_keyfile is None):
+            raise ValueError("http_tls_certfile and http_tls_keyfile go together: give both")
+        if not _is_loopback(self.http_host):
+            if not self.http_tls and not self.http_allow_remote:
+                raise ValueError(
+                    f"http_host {self.http_host!r} is not a loopback address and the HTTP API "
+                    "is not served over TLS: passwords, tokens and session cookies would cross "
+                    "the network in plain text; set http_tls_certfile and http_tls_keyfile, or "
+                    "put a TLS-terminating reverse proxy in front and set "
+                    "SOI_HTTP_ALLOW_REMOTE=true, or keep http_host on 127.0.0.1"
+                )
+            if self.cookie_secure is False:
+                raise ValueError(
+                    f"http_host {self.http_host!r} is not a loopback address: session "
+                    "cookies must be Secure there; remove cookie_secure = false"
+                )
         return self
+
+    @property
+    def http_tls(self) -> bool:
+        """Whether the HTTP API serves HTTPS itself."""
+        return self.http_tls_certfile is not None and self.http_tls_keyfile is not None
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the session cookies are marked Secure (see ``cookie_secure``)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.http_tls or self.http_allow_remote or not _is_loopback(self.http_host)
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -55,11 +55,37 @@ def list_audit_events(
     patient_id: int | None = None,
     action: str | None = None,
     limit: int = 1000,
+    patient_ids: Collection[int] | None = None,
+    study_instance_uid: str | None = None,
+    actor: str | None = None,
 ) -> Sequence[AuditEvent]:
-    """Return audit events, newest first, optionally for one patient or action."""
+    """Return audit events, newest first.
+
+    Parameters
+    ----------
+    session:
+        The transaction to read in.
+    patient_id, patient_ids:
+        Only the events about this patient, or about one of these (an empty
+        collection: none).
+    action:
+        Only events of this action (``study.read``, ``auth.login``…).
+    limit:
+        The most events returned.
+    study_instance_uid:
+        Only the events about this study.
+    actor:
+        Only the events of this user, service account, DICOM peer or worker.
+    """
     statement = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if patient_id is not None:
         statement = statement.where(AuditEvent.patient_id == patient_id)
+    if patient_ids is not None:
+        statement = statement.where(AuditEvent.patient_id.in_(list(patient_ids)))
     if action is not None:
         statement = statement.where(AuditEvent.action == action)
+    if study_instance_uid is not None:
+        statement = statement.where(AuditEvent.study_instance_uid == study_instance_uid)
+    if actor is not None:
+        statement = statement.where(AuditEvent.actor == actor)
     return session.scalars(statement).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CredentialError",
     "DuplicateError",
     "FileStoreError",
     "InsufficientStorageError",
@@ -29,3 +30,20 @@ class FileStoreError(StoreError):
 
 class InsufficientStorageError(FileStoreError):
     """Free disk space is below the configured floor; nothing more can be kept."""
+
+
+class CredentialError(StoreError):
+    """An API token or browser session cannot be used.
+
+    Parameters
+    ----------
+    reason:
+        ``unknown`` (no such token or session), ``expired``, ``revoked`` or
+        ``disabled`` (its user is disabled).
+    message:
+        What is wrong, for people.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -39,8 +39,10 @@ from store.enums import (
 from store.types import UTCDateTime, enum_column_type, utcnow
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Base",
+    "BrowserSession",
     "Delivery",
     "DicomPeer",
     "Facility",
@@ -103,6 +105,44 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     facility: Mapped[Facility | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token of a user or service account.
+
+    Only the SHA-256 digest of the token is kept: the token itself is shown once,
+    when it is issued, and cannot be read back.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+
+class BrowserSession(Base):
+    """A signed-in browser: the digests of its session cookie and CSRF token."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    address: Mapped[str] = mapped_column(String(255), default="")
+
+    user: Mapped[User] = relationship()
 
 
 class DicomPeer(Base):

@@ -11,7 +11,13 @@ from store._upsert import insert_ignore
 from store.enums import IdentifierKind
 from store.models import Patient, PatientIdentifier
 
-__all__ = ["IDENTIFIER_PRIORITY", "IdentifierRecord", "PatientRecord", "match_or_create_patient"]
+__all__ = [
+    "IDENTIFIER_PRIORITY",
+    "IdentifierRecord",
+    "PatientRecord",
+    "match_or_create_patient",
+    "patients_with_identifier",
+]
 
 #: Order in which identifiers decide who a patient is when several are present.
 IDENTIFIER_PRIORITY: tuple[IdentifierKind, ...] = (
@@ -93,6 +99,23 @@ def match_or_create_patient(session: Session, record: PatientRecord) -> Patient:
             },
         )
     return patient
+
+
+def patients_with_identifier(session: Session, value: str) -> list[int]:
+    """Return the ids of the patients holding an identifier ``value``, of any kind or system.
+
+    A person asks by the number they know (a CCCD, a BHYT card number, a facility's
+    Patient ID); the same value issued by two systems may name two patients, so all
+    are returned, in id order.
+    """
+    return list(
+        session.scalars(
+            select(PatientIdentifier.patient_id)
+            .where(PatientIdentifier.value == value.strip())
+            .distinct()
+            .order_by(PatientIdentifier.patient_id)
+        ).all()
+    )
 
 
 def _lock_identifiers(session: Session, identifiers: list[IdentifierRecord]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ __all__ = [
     "count_studies",
     "get_study",
     "list_studies",
+    "locate_study",
     "mark_stable",
     "quiet_studies",
     "study_pipelines",
@@ -60,9 +61,13 @@ def list_studies(
     *,
     limit: int = 50,
     offset: int = 0,
-    facility_ids: Sequence[int] | None = None,
+    facility_ids: Collection[int] | None = None,
 ) -> Sequence[Study]:
-    """Return studies, most recently received first, with patient, facility and jobs."""
+    """Return studies, most recently received first, with patient, facility and jobs.
+
+    ``facility_ids`` limits them to those facilities' studies (``None``: all; an empty
+    collection: none).
+    """
     statement = (
         select(Study)
         .options(
@@ -79,17 +84,22 @@ def list_studies(
     return session.scalars(statement).all()
 
 
-def count_studies(session: Session, *, facility_ids: Sequence[int] | None = None) -> int:
-    """Return how many studies there are."""
+def count_studies(session: Session, *, facility_ids: Collection[int] | None = None) -> int:
+    """Return how many studies there are (of ``facility_ids`` only, unless ``None``)."""
     statement = select(func.count()).select_from(Study)
     if facility_ids is not None:
         statement = statement.where(Study.facility_id.in_(list(facility_ids)))
     return int(session.scalar(statement) or 0)
 
 
-def get_study(session: Session, study_instance_uid: str) -> Study | None:
-    """Return a study with its patient, facility, series, instances and jobs."""
-    return session.scalars(
+def get_study(
+    session: Session, study_instance_uid: str, *, facility_ids: Collection[int] | None = None
+) -> Study | None:
+    """Return a study with its patient, facility, series, instances and jobs.
+
+    With ``facility_ids``, a study of another facility is ``None``, as a missing one.
+    """
+    statement = (
         select(Study)
         .options(
             selectinload(Study.patient),
@@ -98,4 +108,20 @@ def get_study(session: Session, study_instance_uid: str) -> Study | None:
             selectinload(Study.series).selectinload(Series.instances),
         )
         .where(Study.study_instance_uid == study_instance_uid)
+    )
+    if facility_ids is not None:
+        statement = statement.where(Study.facility_id.in_(list(facility_ids)))
+    return session.scalars(statement).one_or_none()
+
+
+def locate_study(session: Session, study_instance_uid: str) -> tuple[int, int] | None:
+    """Return the facility and patient ids of a study, or ``None`` if there is none.
+
+    For the audit log of a refused read: whose study someone asked for.
+    """
+    row = session.execute(
+        select(Study.facility_id, Study.patient_id).where(
+            Study.study_instance_uid == study_instance_uid
+        )
     ).one_or_none()
+    return None if row is None else (int(row[0]), int(row[1]))

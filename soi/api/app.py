@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from soi import __version__
 from soi.api.problems import install_problem_handlers
-from soi.api.routes import health, studies
+from soi.api.routes import admin, auth, dicomweb, health, studies
+from soi.auth import LoginLimiter
 from soi.runtime import Runtime
+from soi.settings import Settings
 
 __all__ = ["create_app"]
 
@@ -20,7 +22,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="AI-assisted diagnostic imaging service: studies received, jobs, results.",
     )
     app.state.runtime = runtime
+    app.state.login_limiter = login_limiter(runtime.settings)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
+    app.include_router(dicomweb.router)
     return app
+
+
+def login_limiter(settings: Settings) -> LoginLimiter:
+    """The counter of failed sign-ins of one API process."""
+    return LoginLimiter(
+        max_failures=settings.login_max_failures,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_window_seconds,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,24 +15,43 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Exception):
-    """An error a route answers with, as problem details."""
+    """An error a route answers with, as problem details.
 
-    def __init__(self, status: int, title: str, detail: str, type_: str = "about:blank") -> None:
+    ``headers`` go with the answer (``WWW-Authenticate`` with a 401, ``Retry-After``
+    with a 429).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        type_: str = "about:blank",
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.type = type_
+        self.headers = dict(headers or {})
 
 
 def problem_response(
-    status: int, title: str, detail: str, *, instance: str = "", type_: str = "about:blank"
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    instance: str = "",
+    type_: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """Return a problem details response."""
     body = {"type": type_, "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -39,13 +60,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
-            exc.status, exc.title, exc.detail, instance=request.url.path, type_=exc.type
+            exc.status,
+            exc.title,
+            exc.detail,
+            instance=request.url.path,
+            type_=exc.type,
+            headers=exc.headers,
         )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return problem_response(
-            exc.status_code, str(exc.detail), str(exc.detail), instance=request.url.path
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            instance=request.url.path,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

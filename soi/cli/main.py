@@ -11,7 +11,7 @@ from dicom_gateway import GatewayError
 from inference import InferenceError
 from models import ModelError
 from soi import __version__
-from soi.cli import ai, db, deliveries, demo, dicom, peers, studies
+from soi.cli import ai, audit, db, deliveries, demo, dicom, peers, studies, users
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, fail, settings_or_exit
 from soi.logs import configure_logging
 from soi.server import run_workers
@@ -32,10 +32,12 @@ app.add_typer(peers.facilities_app, name="facilities")
 app.add_typer(db.app, name="db")
 app.add_typer(ai.train_app, name="train")
 app.add_typer(deliveries.app, name="deliveries")
+app.add_typer(users.app, name="users")
 app.command("infer")(ai.infer_command)
 app.command("echo")(dicom.echo_command)
 app.command("send")(dicom.send_command)
 app.command("studies")(studies.studies_command)
+app.command("audit")(audit.audit_command)
 app.command("demo")(demo.demo_command)
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from soi.auth import local_caller
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database, fail
 from soi.schemas import ResultOut, StudyDetail
 from soi.services import list_study_page, study_detail
@@ -29,7 +30,7 @@ def studies_command(
     """List studies received, most recent first; or show one study's results."""
     if study_uid is not None:
         with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
-            detail = study_detail(database, study_uid)
+            detail = study_detail(database, study_uid, caller=local_caller())
         if detail is None:
             raise fail(f"no study {study_uid!r} has been received")
         if as_json:
@@ -38,7 +39,7 @@ def studies_command(
             _print_detail(detail)
         return
     with cli_database(config, data_dir=data_dir, database_url=database_url) as database:
-        page = list_study_page(database, limit=limit, offset=0)
+        page = list_study_page(database, caller=local_caller(), limit=limit, offset=0)
     if not page.items:
         typer.echo("No study received yet.")
         return

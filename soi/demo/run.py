@@ -4,7 +4,8 @@ The demonstration starts, on loopback ports, a PACS (Orthanc when installed, oth
 Soi's DICOM stand-in), Soi's FHIR stand-in as the EMR and Soi's MLLP stand-in as the
 legacy HIS; then ``soi serve`` as a child process with a throw-away data folder and
 those three destinations. It sends the samples by C-STORE, follows each study through
-Soi's HTTP API until its AI result is stored and every document has been delivered or
+Soi's HTTP API (with a token of an integration account it creates in the throw-away
+database) until its AI result is stored and every document has been delivered or
 dead-lettered, checks what each receiver holds, and writes the PDF reports and heatmap
 overlays. Every step that fails is named in :attr:`DemoReport.failures`.
 """
@@ -25,12 +26,15 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from dicom_gateway import GatewayError, Target, collect_files, send
+from soi.auth import local_caller
 from soi.demo.destinations import DemoDestination, PacsChoice, start_destinations
 from soi.demo.errors import DemoError
 from soi.demo.outputs import write_outputs
 from soi.demo.server import ServeProcess, TomlValue, write_toml
+from soi.runtime import open_database
 from soi.schemas import DeliveryOut, StudyDetail
-from soi.settings import SHIPPED_SAMPLES_DIR
+from soi.services import service_account_token
+from soi.settings import SHIPPED_SAMPLES_DIR, load_settings
 from soi.standins import LOOPBACK, free_port
 
 __all__ = ["DemoOptions", "DemoProgress", "DemoReport", "StudyOutcome", "run_demo"]
@@ -159,12 +163,13 @@ def run_demo(options: DemoOptions, progress: DemoProgress) -> DemoReport:
             for destination in destinations:
                 progress.note(f"{destination.name}: {destination.label} at {destination.address}")
             config = _write_config(workdir, destinations)
+            token = _demo_token(config.path)
             progress.step("Starting soi serve (SQLite and files in a temporary folder, CPU)")
             server = stack.enter_context(ServeProcess(config.path, workdir / "soi.log"))
             progress.note(f"Soi: AE {SOI_AE_TITLE} at {LOOPBACK}:{config.dicom_port}, "
                           f"HTTP {config.base_url}")  # fmt: skip
             report.studies = _send(files, config.dicom_port, progress, report.failures)
-            _follow(report.studies, config.base_url, options.timeout, progress, server)
+            _follow(report.studies, config.base_url, token, options.timeout, progress, server)
             progress.step("Stopping soi serve")
             status = server.stop()
             if status not in (0, None):
@@ -234,6 +239,22 @@ def _write_config(workdir: Path, destinations: Sequence[DemoDestination]) -> _Co
     return _Config(path, dicom_port, f"http://{LOOPBACK}:{http_port}")
 
 
+def _demo_token(config: Path) -> str:
+    """A token of the integration account ``soi-demo`` in the demo's own database.
+
+    The demonstration owns its data folder: it creates the account there before
+    ``soi serve`` starts, and follows the studies over HTTP with the token.
+    """
+    database = open_database(load_settings(config))
+    try:
+        issued = service_account_token(
+            database, actor=local_caller(), username="soi-demo", name="soi demo", days=1
+        )
+    finally:
+        database.dispose()
+    return issued.token
+
+
 def _send(
     files: list[tuple[Path, str]], port: int, progress: DemoProgress, failures: list[str]
 ) -> list[StudyOutcome]:
@@ -270,6 +291,7 @@ def _send(
 def _follow(
     studies: list[StudyOutcome],
     base_url: str,
+    token: str,
     timeout: float,
     progress: DemoProgress,
     server: ServeProcess,
@@ -277,7 +299,8 @@ def _follow(
     """Poll ``GET /studies/UID`` until every study is settled or ``timeout`` passes."""
     progress.step("Waiting for the AI results and the deliveries")
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base_url, timeout=10.0) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, timeout=10.0, headers=headers) as client:
         while True:
             for study in studies:
                 if study.settled:

@@ -1,10 +1,18 @@
-"""Studies as the API and the CLI show them."""
+"""Studies as the API and the CLI show them, scoped to what the caller may see.
+
+Every read is written to the audit log before the data is handed out: a read that
+cannot be recorded is not answered.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dicom_gateway import sop_class_name
+from soi.auth import Caller
 from soi.schemas import (
     DeliveryOut,
     FindingOut,
@@ -17,6 +25,7 @@ from soi.schemas import (
     StudySummary,
 )
 from store import (
+    AuditOutcome,
     Database,
     Delivery,
     Job,
@@ -28,6 +37,8 @@ from store import (
     list_deliveries,
     list_results,
     list_studies,
+    locate_study,
+    record_event,
     result_reason,
 )
 
@@ -110,19 +121,95 @@ def _summary_fields(study: Study) -> dict[str, object]:
     }
 
 
-def list_study_page(database: Database, *, limit: int, offset: int) -> Page:
-    """Return a page of studies, most recent first."""
+def list_study_page(database: Database, *, caller: Caller, limit: int, offset: int) -> Page:
+    """Return a page of the studies ``caller`` may see, most recent first.
+
+    The read is audited (``study.list``: how many studies, which).
+    """
     with database.read() as session:
-        studies = list_studies(session, limit=limit, offset=offset)
+        studies = list_studies(
+            session, limit=limit, offset=offset, facility_ids=caller.facility_ids
+        )
         items = [StudySummary.model_validate(_summary_fields(study)) for study in studies]
-        total = count_studies(session)
+        total = count_studies(session, facility_ids=caller.facility_ids)
+    with database.write() as session:
+        _audit(
+            session,
+            caller,
+            action="study.list",
+            outcome=AuditOutcome.SUCCESS,
+            detail={
+                "count": len(items),
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "studies": [item.study_instance_uid for item in items],
+            },
+        )
     return Page(total=total, limit=limit, offset=offset, items=items)
 
 
-def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | None:
-    """Return a study with its series, instances and jobs, or ``None``."""
+def study_detail(
+    database: Database, study_instance_uid: str, *, caller: Caller
+) -> StudyDetail | None:
+    """Return a study with its series, instances and jobs, or ``None``.
+
+    A study of a facility ``caller`` may not see is ``None``, as a missing one. The read
+    is audited (``study.read``): a success with its patient and facility, a refusal
+    (another facility's study) with them too, or a failure (no such study).
+    """
+    detail = _read_detail(database, study_instance_uid, caller)
+    with database.write() as session:
+        if detail is not None:
+            _audit(
+                session,
+                caller,
+                action="study.read",
+                outcome=AuditOutcome.SUCCESS,
+                facility_id=detail[1],
+                patient_id=detail[2],
+                study_instance_uid=study_instance_uid,
+            )
+            return detail[0]
+        located = locate_study(session, study_instance_uid)
+        _audit(
+            session,
+            caller,
+            action="study.read",
+            outcome=AuditOutcome.FAILURE if located is None else AuditOutcome.REFUSED,
+            facility_id=None if located is None else located[0],
+            patient_id=None if located is None else located[1],
+            study_instance_uid=study_instance_uid,
+            detail={"reason": "no such study" if located is None else "another facility's"},
+        )
+    return None
+
+
+def _audit(
+    session: Session,
+    caller: Caller,
+    *,
+    action: str,
+    outcome: AuditOutcome,
+    **fields: Any,
+) -> None:
+    record_event(
+        session,
+        actor=caller.username,
+        actor_kind=caller.actor_kind,
+        action=action,
+        outcome=outcome,
+        source_address=caller.address,
+        **fields,
+    )
+
+
+def _read_detail(
+    database: Database, study_instance_uid: str, caller: Caller
+) -> tuple[StudyDetail, int, int] | None:
+    """The study as ``caller`` may see it, with its facility and patient ids."""
     with database.read() as session:
-        study = get_study(session, study_instance_uid)
+        study = get_study(session, study_instance_uid, facility_ids=caller.facility_ids)
         if study is None:
             return None
         identifiers = session.scalars(
@@ -157,7 +244,7 @@ def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | N
             )
             for s in sorted(study.series, key=lambda s: (s.series_number or 0, s.id))
         ]
-        return StudyDetail.model_validate(
+        detail = StudyDetail.model_validate(
             {
                 **_summary_fields(study),
                 "patient_identifiers": [
@@ -177,3 +264,4 @@ def study_detail(database: Database, study_instance_uid: str) -> StudyDetail | N
                 ],
             }
         )
+        return detail, study.facility_id, study.patient_id

@@ -9,14 +9,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from soi.api import create_app
+from soi.auth import local_caller
 from soi.runtime import Runtime
+from soi.services import service_account_token
 from tests.support.data import make_cr, write_dataset
 from tests.support.dcmtk import storescu
 
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+    """A client of the API that sends an integration account's token (every facility)."""
+    issued = service_account_token(
+        runtime.database, actor=local_caller(), username="api-tests", name="tests"
+    )
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    with TestClient(create_app(runtime), headers=headers) as test_client:
         yield test_client
 
 

@@ -272,6 +272,7 @@ class TestServe:
             out = "".join(lines)
             assert f"AE SOI_TEST listening on 0.0.0.0:{dicom_port}" in out
             assert f"http://127.0.0.1:{http_port}" in out
+            assert "soi users add NAME --role admin" in out  # nobody can sign in yet
             code, echo_out = _invoke("echo", f"SOI_TEST@127.0.0.1:{dicom_port}")
             assert code == 0, echo_out
             process.send_signal(signal.SIGTERM)

@@ -39,10 +39,42 @@ class TestSettings:
         with pytest.raises(FileNotFoundError, match="does not exist"):
             load_settings(tmp_path / "absent.toml")
 
-    def test_remote_http_without_authentication_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match="no user authentication yet"):
+    def test_remote_http_without_tls_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="not served over TLS"):
             load_settings(http_host="0.0.0.0")
-        assert load_settings(http_host="0.0.0.0", http_allow_remote=True).http_allow_remote
+        behind_proxy = load_settings(http_host="0.0.0.0", http_allow_remote=True)
+        assert behind_proxy.secure_cookies
+
+    def test_remote_http_with_tls_is_allowed(self, tmp_path: Path) -> None:
+        settings = load_settings(
+            http_host="0.0.0.0",
+            http_tls_certfile=tmp_path / "cert.pem",
+            http_tls_keyfile=tmp_path / "key.pem",
+        )
+        assert settings.http_tls
+        assert settings.secure_cookies
+
+    def test_tls_needs_both_files(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="give both"):
+            load_settings(http_tls_certfile=tmp_path / "cert.pem")
+
+    def test_remote_http_refuses_cookies_that_are_not_secure(self) -> None:
+        with pytest.raises(ValidationError, match="must be Secure"):
+            load_settings(http_host="0.0.0.0", http_allow_remote=True, cookie_secure=False)
+
+    @pytest.mark.parametrize(
+        ("overrides", "secure"),
+        [
+            ({}, False),
+            ({"cookie_secure": True}, True),
+            ({"http_allow_remote": True}, True),
+            ({"http_host": "10.0.0.2", "http_allow_remote": True}, True),
+        ],
+    )
+    def test_cookies_are_secure_unless_plain_http_on_loopback(
+        self, overrides: dict[str, object], secure: bool
+    ) -> None:
+        assert load_settings(**overrides).secure_cookies is secure
 
     @pytest.mark.parametrize("title", ["", "THIS_AE_TITLE_IS_TOO_LONG", "BACK\\SLASH"])
     def test_invalid_ae_title(self, title: str) -> None:

@@ -16,7 +16,7 @@ from store import (
     record_event,
     upgrade,
 )
-from store.models import AuditEvent, Base, Facility
+from store.models import AuditEvent, Base, Facility, User
 
 
 class TestSchema:
@@ -88,6 +88,37 @@ class TestFacilityReportLanguageMigration:
                     )
                     == "en"
                 )
+        finally:
+            database.dispose()
+
+
+class TestAuthMigration:
+    """Revision 0005 adds the API token and browser session tables; users stay."""
+
+    def test_upgrade_from_0004_keeps_users_and_adds_the_tables(self, database_url: str) -> None:
+        database = Database(database_url)
+        try:
+            assert upgrade(database, "0004") == "0004"
+            assert "api_tokens" not in inspect(database.engine).get_table_names()
+            with database.engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO users (username, display_name, role, disabled, created_at) "
+                        "VALUES ('ris', '', 'integration', false, CURRENT_TIMESTAMP)"
+                    )
+                )
+
+            assert upgrade(database, "0005") == "0005"
+
+            tables = set(inspect(database.engine).get_table_names())
+            assert {"api_tokens", "browser_sessions"} <= tables
+            uniques = {
+                tuple(u["column_names"])
+                for u in inspect(database.engine).get_unique_constraints("api_tokens")
+            }
+            assert ("token_hash",) in uniques
+            with database.read() as session:
+                assert session.scalars(select(User.username)).all() == ["ris"]
         finally:
             database.dispose()
 

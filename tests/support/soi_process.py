@@ -21,6 +21,10 @@ from typing import Any, Self
 
 import httpx
 
+from soi.auth import local_caller
+from soi.services import service_account_token
+from store import Database, sqlite_url, upgrade
+
 from .net import LOOPBACK, free_port
 
 __all__ = ["READY_LINE", "SoiProcess", "SoiProcessError", "die_with_parent", "soi_executable"]
@@ -68,6 +72,9 @@ class SoiProcess:
 
     Soi runs with ``SOI_MIN_FREE_MB=0`` and its DIMSE listener bound to
     ``127.0.0.1``; ``SOI_…`` variables of the test's own environment are not passed on.
+    Before the first start the harness, which owns the data folder, creates the
+    integration account ``soi-tests`` in its database and a token for it: :attr:`client`
+    sends that token, so it sees every facility's studies.
 
     Parameters
     ----------
@@ -98,6 +105,8 @@ class SoiProcess:
         Base URL of the HTTP API (empty until started).
     process : subprocess.Popen or None
         The running process.
+    token : str
+        The API token :attr:`client` sends (empty until started).
     """
 
     def __init__(
@@ -122,6 +131,7 @@ class SoiProcess:
         self.http_port = 0
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
+        self.token = ""
         self._client: httpx.Client | None = None
         self._log_offset = 0
 
@@ -220,6 +230,7 @@ class SoiProcess:
         if self.running:
             return
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._provision_token()
         for attempt in range(1, _START_ATTEMPTS + 1):
             self.dicom_port = free_port()
             self.http_port = free_port()
@@ -247,6 +258,21 @@ class SoiProcess:
                     continue
                 raise
             return
+
+    def _provision_token(self) -> None:
+        """Create the harness's integration account and token in the data folder's database."""
+        if self.token:
+            return
+        url = self.extra_env.get("SOI_DATABASE_URL") or sqlite_url(self.data_dir / "soi.db")
+        database = Database(url)
+        try:
+            upgrade(database)
+            issued = service_account_token(
+                database, actor=local_caller(), username="soi-tests", name="test harness"
+            )
+        finally:
+            database.dispose()
+        self.token = issued.token
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -368,10 +394,15 @@ class SoiProcess:
 
     @property
     def client(self) -> httpx.Client:
-        """HTTP client bound to :attr:`url` (ignores proxy environment variables)."""
+        """HTTP client bound to :attr:`url`, sending :attr:`token` (ignores proxy variables)."""
         if self._client is None or str(self._client.base_url).rstrip("/") != self.url:
             self._close_client()
-            self._client = httpx.Client(base_url=self.url, timeout=30.0, trust_env=False)
+            self._client = httpx.Client(
+                base_url=self.url,
+                timeout=30.0,
+                trust_env=False,
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
         return self._client
 
     def _close_client(self) -> None:

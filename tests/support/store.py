@@ -52,11 +52,22 @@ def ingest_datasets(ingestor: Ingestor, datasets: Iterable[Dataset]) -> None:
         assert outcome.ok, outcome
 
 
-def index_cxr_study(database: Database, study_instance_uid: str) -> int:
-    """Index one chest CR instance of a new study (LOCAL facility); return the study's id."""
+def index_cxr_study(
+    database: Database,
+    study_instance_uid: str,
+    *,
+    facility_code: str = "LOCAL",
+    identifier: IdentifierRecord | None = None,
+) -> int:
+    """Index one chest CR instance of a new study; return the study's id.
+
+    The study belongs to ``facility_code``; its patient holds ``identifier`` (default:
+    an MRN equal to the Study Instance UID).
+    """
     uid = study_instance_uid
+    ident = identifier or IdentifierRecord(IdentifierKind.MRN, "urn:soi:mrn:LOCAL", uid)
     with database.write() as session:
-        facility = get_facility(session, "LOCAL")
+        facility = get_facility(session, facility_code)
         outcome = index_instance(
             session,
             InstanceRecord(
@@ -65,9 +76,7 @@ def index_cxr_study(database: Database, study_instance_uid: str) -> int:
                 transfer_syntax_uid="1.2.840.10008.1.2.1",
                 series_instance_uid=f"{uid}.0",
                 study_instance_uid=uid,
-                patient=PatientRecord(
-                    (IdentifierRecord(IdentifierKind.MRN, "urn:soi:mrn:LOCAL", uid),)
-                ),
+                patient=PatientRecord((ident,)),
                 facility_id=facility.id,
                 applicability=Applicability.APPLICABLE,
                 pipelines=("cxr",),

@@ -1,0 +1,112 @@
+"""The audit log as people read it: by patient, study or actor, newest first."""
+
+from __future__ import annotations
+
+from soi.auth import Caller
+from soi.schemas import AuditEventOut, AuditTrail
+from store import (
+    AuditEvent,
+    AuditOutcome,
+    Database,
+    list_audit_events,
+    patients_with_identifier,
+    record_event,
+)
+
+__all__ = ["MAX_AUDIT_EVENTS", "audit_trail"]
+
+#: The most events one question returns.
+MAX_AUDIT_EVENTS = 1000
+
+
+def _event(event: AuditEvent) -> AuditEventOut:
+    return AuditEventOut(
+        id=event.id,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        actor_kind=event.actor_kind,
+        action=event.action,
+        outcome=event.outcome.value,
+        source_address=event.source_address,
+        facility_id=event.facility_id,
+        patient_id=event.patient_id,
+        study_instance_uid=event.study_instance_uid,
+        sop_instance_uid=event.sop_instance_uid,
+        detail=dict(event.detail or {}),
+    )
+
+
+def audit_trail(
+    database: Database,
+    *,
+    caller: Caller,
+    patient: str | None = None,
+    study_instance_uid: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> AuditTrail:
+    """Return audit events, newest first; reading them is audited too (``audit.read``).
+
+    Parameters
+    ----------
+    database:
+        The store.
+    caller:
+        Who asks (an administrator; the route or command checks it).
+    patient:
+        An identifier value of the patient as people know it (a CCCD, a BHYT number, a
+        facility's Patient ID): the events about every patient holding it.
+    study_instance_uid:
+        Only the events about this study.
+    actor:
+        Only the events of this user, service account, DICOM peer or worker.
+    action:
+        Only the events of this action.
+    limit:
+        The most events, 1 to :data:`MAX_AUDIT_EVENTS`.
+
+    Raises
+    ------
+    ValueError
+        ``limit`` is out of range.
+    """
+    if not 1 <= limit <= MAX_AUDIT_EVENTS:
+        raise ValueError(f"`limit` must be 1 to {MAX_AUDIT_EVENTS}, {limit} is given")
+    with database.read() as session:
+        patient_ids = patients_with_identifier(session, patient) if patient is not None else None
+        events = list_audit_events(
+            session,
+            patient_ids=patient_ids,
+            study_instance_uid=study_instance_uid,
+            actor=actor,
+            action=action,
+            limit=limit,
+        )
+        items = [_event(event) for event in events]
+    with database.write() as session:
+        record_event(
+            session,
+            actor=caller.username,
+            actor_kind=caller.actor_kind,
+            action="audit.read",
+            outcome=AuditOutcome.SUCCESS,
+            source_address=caller.address,
+            patient_id=patient_ids[0] if patient_ids and len(patient_ids) == 1 else None,
+            study_instance_uid=study_instance_uid or "",
+            detail={
+                # The identifier value itself is personal data: the log keeps whom it named.
+                "filters": {
+                    key: value
+                    for key, value in (
+                        ("patient_ids", patient_ids),
+                        ("study", study_instance_uid),
+                        ("actor", actor),
+                        ("action", action),
+                    )
+                    if value is not None
+                },
+                "count": len(items),
+            },
+        )
+    return AuditTrail(patient_ids=patient_ids, items=items)

@@ -140,15 +140,18 @@ class Runtime:
                 cap=timedelta(seconds=settings.delivery_retry_cap_seconds),
                 max_attempts=settings.delivery_max_attempts,
             )
+            # Each destination has senders of its own: a slow or hanging EMR holds up
+            # its own documents, never the PACS's or the HIS's.
             senders = [
                 DeliveryWorker(
                     database=database,
-                    channels=channels,
+                    channels={name: channel},
                     build=factory,
                     lease=timedelta(seconds=settings.delivery_lease_seconds),
                     backoff=backoff,
-                    name=default_worker_name(f"outbox{index}"),
+                    name=default_worker_name(f"outbox-{name}-{index}"),
                 )
+                for name, channel in channels.items()
                 for index in range(settings.delivery_workers)
             ]
         listener = None

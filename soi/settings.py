@@ -156,7 +156,9 @@ class Settings(BaseSettings):
     quiet_period_seconds: float = Field(
         30.0, ge=0, description="A study is stable after this long without a new instance."
     )
-    assembly_interval_seconds: float = Field(1.0, gt=0)
+    assembly_interval_seconds: float = Field(
+        0.25, gt=0, description="How often studies that became stable are looked for."
+    )
     routing_rules: Path | None = Field(None, description="Routing rules TOML (default: shipped).")
     accepted_sop_classes: list[str] | None = Field(
         None, description="Storage SOP classes accepted (UIDs or keywords); default: all."
@@ -203,7 +205,7 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A job held longer by a worker is taken back (worker died)."
     )
     job_max_attempts: int = Field(3, ge=1, le=100, description="Claims of a job before it fails.")
-    worker_interval_seconds: float = Field(1.0, gt=0, description="Idle worker poll interval.")
+    worker_interval_seconds: float = Field(0.25, gt=0, description="Idle worker poll interval.")
     destinations: list[DestinationSettings] = Field(
         default_factory=list, description="Where results are delivered (see configuration)."
     )
@@ -214,12 +216,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="FHIR identifier systems replacing VN Core's defaults, by kind.",
     )
-    delivery_workers: int = Field(1, ge=0, le=32, description="Outbox senders in `soi serve`.")
+    delivery_workers: int = Field(
+        1, ge=0, le=32, description="Outbox senders per destination in `soi serve`."
+    )
     delivery_lease_seconds: float = Field(120.0, gt=0)
     delivery_retry_base_seconds: float = Field(5.0, gt=0)
     delivery_retry_cap_seconds: float = Field(1800.0, gt=0)
     delivery_max_attempts: int = Field(200, ge=1)
-    delivery_interval_seconds: float = Field(1.0, gt=0)
+    delivery_interval_seconds: float = Field(
+        0.25, gt=0, description="How often an idle sender looks for a due document."
+    )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -73,11 +73,12 @@ def plan_documents(
         return [DeliveryPlan(destination.name, FHIR_BUNDLE)]
     if destination.kind == "mllp":
         return [DeliveryPlan(destination.name, HL7_ORU)]
+    # The SR first: it carries the findings; the pictures it refers to follow.
     plans: list[DeliveryPlan] = []
-    if "heatmap" in destination.documents:
-        plans += [DeliveryPlan(destination.name, HEATMAP_PREFIX + k) for k in positive_with_overlay]
     if "sr" in destination.documents:
         plans.append(DeliveryPlan(destination.name, SR))
+    if "heatmap" in destination.documents:
+        plans += [DeliveryPlan(destination.name, HEATMAP_PREFIX + k) for k in positive_with_overlay]
     if "pdf" in destination.documents:
         plans.append(DeliveryPlan(destination.name, PDF))
     return plans

@@ -40,9 +40,9 @@ class TestPlanDocuments:
         pacs = DestinationSettings(name="pacs", kind="dicom", ae_title="P", host="h", port=104)
         plans = plan_documents(pacs, ["cardiomegaly", "pleural_effusion"], positive=True)
         assert [plan.kind for plan in plans] == [
+            "dicom-sr",
             "dicom-heatmap:cardiomegaly",
             "dicom-heatmap:pleural_effusion",
-            "dicom-sr",
             "dicom-pdf",
         ]
 

@@ -191,7 +191,7 @@ class PatientIdentifier(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     kind: Mapped[IdentifierKind] = mapped_column(enum_column_type(IdentifierKind))
     system: Mapped[str] = mapped_column(String(255))
-    value: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(64), index=True)
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers")
 
@@ -206,8 +206,8 @@ class Study(Base):
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
-    accession_number: Mapped[str] = mapped_column(String(64), default="")
-    study_date: Mapped[str] = mapped_column(String(8), default="")
+    accession_number: Mapped[str] = mapped_column(String(64), default="", index=True)
+    study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
     study_time: Mapped[str] = mapped_column(String(16), default="")
     study_description: Mapped[str] = mapped_column(String(200), default="")
     modalities: Mapped[str] = mapped_column(String(64), default="")
@@ -234,7 +234,7 @@ class Series(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    modality: Mapped[str] = mapped_column(String(16), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
     body_part_examined: Mapped[str] = mapped_column(String(64), default="")
     series_number: Mapped[int | None] = mapped_column(Integer)
     series_description: Mapped[str] = mapped_column(String(200), default="")

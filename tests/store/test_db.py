@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import event, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from store import (
     DEFAULT_FACILITY_CODE,
     AuditOutcome,
     Database,
+    StudyQuery,
     current_revision,
     head_revision,
     list_audit_events,
     record_event,
+    search_studies,
+    sqlite_url,
     upgrade,
 )
 from store.models import AuditEvent, Base, Facility, User
@@ -119,6 +125,66 @@ class TestAuthMigration:
             assert ("token_hash",) in uniques
             with database.read() as session:
                 assert session.scalars(select(User.username)).all() == ["ris"]
+        finally:
+            database.dispose()
+
+
+class TestQueryIndexMigration:
+    """Revision 0006 indexes the columns QIDO-RS searches by."""
+
+    INDEXES = (
+        ("patient_identifiers", "ix_patient_identifiers_value", ["value"]),
+        ("studies", "ix_studies_study_date", ["study_date"]),
+        ("studies", "ix_studies_accession_number", ["accession_number"]),
+        ("series", "ix_series_modality", ["modality"]),
+    )
+
+    def test_upgrade_from_0005_adds_the_indexes(self, database_url: str) -> None:
+        database = Database(database_url)
+        try:
+            assert upgrade(database, "0005") == "0005"
+            before = {
+                name: {i["name"] for i in inspect(database.engine).get_indexes(name)}
+                for name in ("patient_identifiers", "studies", "series")
+            }
+            for table, index, _ in self.INDEXES:
+                assert index not in before[table]
+
+            assert upgrade(database, "0006") == "0006"
+
+            for table, index, columns in self.INDEXES:
+                found = {i["name"]: i for i in inspect(database.engine).get_indexes(table)}
+                assert found[index]["column_names"] == columns
+                assert not found[index]["unique"]
+        finally:
+            database.dispose()
+
+    def test_sqlite_searches_studies_by_accession_number_through_the_index(
+        self, tmp_path: Path
+    ) -> None:
+        database = Database(sqlite_url(tmp_path / "soi.db"))
+        statements: list[tuple[str, Any]] = []
+
+        def capture(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> None:
+            statements.append((statement, parameters))
+
+        try:
+            upgrade(database)
+            event.listen(database.engine, "before_cursor_execute", capture)
+            with database.read() as session:
+                assert search_studies(session, StudyQuery(accession_number="ACC-1"), limit=10) == []
+            event.remove(database.engine, "before_cursor_execute", capture)
+            [(statement, parameters)] = [
+                (s, p) for s, p in statements if "studies.accession_number" in s
+            ]
+            with database.engine.connect() as connection:
+                plan = connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                ).all()
+            details = [row[-1] for row in plan]
+            assert any("ix_studies_accession_number" in detail for detail in details), details
         finally:
             database.dispose()
 

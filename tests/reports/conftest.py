@@ -170,8 +170,10 @@ def ungradable_context(complete_context: ReportContext) -> ReportContext:
 
 # ------------------------------------------------------------- peers and documents
 
-#: Seconds a channel waits for a peer in these tests.
-TIMEOUT = 0.5
+#: Seconds a channel waits for a peer that answers (generous: CI machines are busy).
+TIMEOUT = 10.0
+#: Seconds a channel waits for a peer that is meant not to answer in time.
+SHORT_TIMEOUT = 0.5
 TOKEN = "emr-secret-token"
 
 #: What an EMR says when it refuses a Bundle.

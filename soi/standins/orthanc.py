@@ -136,12 +136,12 @@ class OrthancPacs:
             if self._process.poll() is not None:
                 raise OrthancError(f"Orthanc exited during start-up: {self._log_tail()}")
             try:
-                answer = httpx.get(f"{self.url}/system", timeout=2.0)
-                if answer.status_code == 200:
-                    self.version = str(answer.json().get("Version", ""))
-                    break
+                answer: httpx.Response | None = httpx.get(f"{self.url}/system", timeout=2.0)
             except httpx.TransportError:
-                pass
+                answer = None  # not listening yet
+            if answer is not None and answer.status_code == 200:
+                self.version = str(answer.json().get("Version", ""))
+                break
             if time.monotonic() >= deadline:
                 self.stop()
                 raise OrthancError(f"Orthanc did not answer on {self.url}: {self._log_tail()}")

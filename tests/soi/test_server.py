@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -18,8 +17,7 @@ from soi.cli import app
 from tests.support.auth import PASSWORD
 from tests.support.net import LOOPBACK, free_port
 from tests.support.soi_process import die_with_parent
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+from tests.support.tools import require_binary
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -27,7 +25,8 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            str(require_binary("openssl")), "req", "-x509",
+            "-newkey", "rsa:2048", "-nodes", "-days", "1",
             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
             "-keyout", str(key), "-out", str(cert),
         ],

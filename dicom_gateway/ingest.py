@@ -26,6 +26,7 @@ from store import (
     AuditOutcome,
     Database,
     FileStoreError,
+    ForeignStudyError,
     GroupCommitter,
     IndexOutcome,
     InstanceFileStore,
@@ -147,12 +148,15 @@ class Ingestor:
         sop_instance_uid: str,
         source: Source,
         check: InstanceCheck | None = None,
+        own_facility_only: bool = False,
     ) -> StoreOutcome:
         """Check, keep and index one instance; never raises for bad input.
 
         ``check`` runs after the data set is parsed and before anything is kept,
         also for an instance that is already stored: STOW-RS refuses there an
-        instance of another facility's study.
+        instance of another facility's study. ``own_facility_only`` makes the same
+        refusal inside the index transaction, where no concurrent sender can add the
+        study in between (the written file is then removed).
         """
         try:
             parsed = parse_instance(
@@ -207,7 +211,15 @@ class Ingestor:
 
         record = self._record(parsed, source)
         try:
-            outcome = self._index(record, stored, parsed, source)
+            outcome = self._index(record, stored, parsed, source, own_facility_only)
+        except ForeignStudyError as exc:
+            self._forget_file(parsed.sop_instance_uid, stored.relative_path)
+            return self._refuse(
+                StoreStatus.NOT_AUTHORIZED,
+                f"{exc}; it cannot be added to it from this facility",
+                parsed.sop_instance_uid,
+                source,
+            )
         except SQLAlchemyError as exc:
             self._forget_file(parsed.sop_instance_uid, stored.relative_path)
             return self._failure(f"index unavailable: {type(exc).__name__}", parsed, source)
@@ -228,7 +240,12 @@ class Ingestor:
         )
 
     def _index(
-        self, record: InstanceRecord, stored: StoredFile, parsed: ParsedInstance, source: Source
+        self,
+        record: InstanceRecord,
+        stored: StoredFile,
+        parsed: ParsedInstance,
+        source: Source,
+        own_facility_only: bool,
     ) -> IndexOutcome:
         """Index and audit in one transaction (shared with concurrent senders' instances).
 
@@ -238,7 +255,7 @@ class Ingestor:
         """
 
         def work(session: Session) -> IndexOutcome:
-            outcome = index_instance(session, record, stored)
+            outcome = index_instance(session, record, stored, own_facility_only=own_facility_only)
             if outcome.created:
                 _audit_store(
                     session,

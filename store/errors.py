@@ -6,6 +6,7 @@ __all__ = [
     "CredentialError",
     "DuplicateError",
     "FileStoreError",
+    "ForeignStudyError",
     "InsufficientStorageError",
     "NotFoundError",
     "StoreError",
@@ -26,6 +27,10 @@ class DuplicateError(StoreError):
 
 class FileStoreError(StoreError):
     """An instance file could not be written, read or removed."""
+
+
+class ForeignStudyError(StoreError):
+    """An instance names a study or series that another facility's study holds."""
 
 
 class InsufficientStorageError(FileStoreError):

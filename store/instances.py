@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from store._upsert import insert_ignore
 from store.enums import Applicability, StudyState
+from store.errors import ForeignStudyError
 from store.files import StoredFile
 from store.models import Instance, Series, Study
 from store.patients import PatientRecord, match_or_create_patient
@@ -70,13 +71,22 @@ def instance_exists(session: Session, sop_instance_uid: str) -> bool:
 
 
 def index_instance(
-    session: Session, record: InstanceRecord, stored: StoredFile, *, now: datetime | None = None
+    session: Session,
+    record: InstanceRecord,
+    stored: StoredFile,
+    *,
+    now: datetime | None = None,
+    own_facility_only: bool = False,
 ) -> IndexOutcome:
     """Add a stored instance to the index, creating its patient, study and series.
 
     Indexing the same SOP Instance UID again changes nothing and reports
     ``created=False``. A study that was stable goes back to receiving when a new
     instance arrives, so it is routed again after the next quiet period.
+
+    With ``own_facility_only``, an instance of a study (or series) that another
+    facility's study holds raises :class:`ForeignStudyError`; the check is made on the
+    locked study row, so a concurrent sender cannot slip a study in between.
 
     Written with Core statements rather than ORM objects: this runs once per received
     instance, under the ingest's write lock.
@@ -114,8 +124,16 @@ def index_instance(
         )
         study = _locked_study(session, record.study_instance_uid)
         assert study is not None
+    if own_facility_only and study.facility_id != record.facility_id:
+        raise ForeignStudyError(f"study {record.study_instance_uid} belongs to another facility")
     series_key = {"series_instance_uid": record.series_instance_uid}
-    series_id = session.scalar(select(Series.id).filter_by(**series_key))
+    series = session.execute(select(Series.id, Series.study_id).filter_by(**series_key)).first()
+    if own_facility_only and series is not None and series.study_id != study.id:
+        raise ForeignStudyError(
+            f"series {record.series_instance_uid} belongs to another study than "
+            f"{record.study_instance_uid}"
+        )
+    series_id = None if series is None else series.id
     if series_id is None:
         insert_ignore(
             session,
@@ -174,10 +192,10 @@ def index_instance(
 
 def _locked_study(
     session: Session, study_instance_uid: str
-) -> Row[int, int, StudyState, str] | None:
+) -> Row[int, int, int, StudyState, str] | None:
     """Read a study's row, locked: concurrent senders of one study update it in turn."""
     return session.execute(
-        select(Study.id, Study.patient_id, Study.state, Study.modalities)
+        select(Study.id, Study.patient_id, Study.facility_id, Study.state, Study.modalities)
         .where(Study.study_instance_uid == study_instance_uid)
         .with_for_update()
     ).one_or_none()

@@ -330,6 +330,7 @@ class StowService:
             sop_instance_uid=sop_instance,
             source=source,
             check=check,
+            own_facility_only=True,
         )
         study = parsed_uids.get("study", "")
         series = parsed_uids.get("series", "")

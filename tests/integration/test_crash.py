@@ -3,8 +3,9 @@
 DCMTK ``storescu`` sends 50 CR instances of one study over one association; Soi is
 killed mid-transfer once a seeded number of success responses has been logged, then
 restarted on the same data folder. Every instance acknowledged before the kill must
-be indexed once, with a complete file whose pixels are the ones sent; no partial file
-may remain; sending everything again completes the study with exactly one job.
+be indexed once and audited once, with a complete file whose pixels are the ones sent;
+no partial file may remain; sending everything again completes the study with exactly
+one job.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from store import Database, Instance, sqlite_url
+from store import AuditEvent, AuditOutcome, Database, Instance, sqlite_url
 from tests.support import parse_storescu_log, start_storescu, store_run_from_log, storescu
 from tests.support.data import make_cr, write_dataset
 from tests.support.soi_process import SoiProcess
@@ -126,6 +127,22 @@ def _count_rows(data_dir: Path, sop_instance_uid: str) -> int:
         database.dispose()
 
 
+def _audited_stores(data_dir: Path) -> dict[str, int]:
+    """How many successful ``dimse.store`` audit rows each SOP Instance UID has."""
+    database = Database(sqlite_url(data_dir / "soi.db"))
+    try:
+        with database.read() as session:
+            rows = session.execute(
+                select(AuditEvent.sop_instance_uid, func.count())
+                .where(AuditEvent.action == "dimse.store")
+                .where(AuditEvent.outcome == AuditOutcome.SUCCESS)
+                .group_by(AuditEvent.sop_instance_uid)
+            ).all()
+            return {str(uid): int(count) for uid, count in rows}
+    finally:
+        database.dispose()
+
+
 def _kept_files(data_dir: Path) -> list[Path]:
     root = data_dir / "instances"
     return [p for p in root.rglob("*") if p.is_file() and root / "tmp" not in p.parents]
@@ -134,14 +151,19 @@ def _kept_files(data_dir: Path) -> list[Path]:
 def _assert_nothing_acknowledged_lost(
     data_dir: Path, study: SentStudy, acknowledged: list[Path]
 ) -> None:
-    """Every acknowledged instance is indexed once with its exact pixels; the index is sound."""
+    """Every acknowledged instance is indexed once with its exact pixels and audited
+    once; the index is sound."""
     assert not list(data_dir.rglob("*.part")), "a partial file survived the restart"
     index = _index(data_dir)
     indexed = {uid: (path, size, sha) for uid, path, size, sha in index}
     assert len(indexed) == len(index)
+    audited = _audited_stores(data_dir)
+    # The audit row is written in the index's transaction: one for each indexed instance.
+    assert audited == dict.fromkeys(indexed, 1)
     for path in acknowledged:
         uid = study.uid_of[path]
         assert _count_rows(data_dir, uid) == 1, f"{path.name} ({uid}) acknowledged, not indexed"
+        assert audited.get(uid) == 1, f"{path.name} ({uid}) acknowledged, not audited"
         kept = data_dir / "instances" / indexed[uid][0]
         assert kept.is_file(), f"{path.name}: {kept} is missing"
         ds = pydicom.dcmread(kept)

@@ -78,6 +78,31 @@ async def read_credentials(request: Request) -> Credentials:
         raise Problem(422, "Invalid request", details) from None
 
 
+def refuse_cross_site(request: Request) -> None:
+    """Refuse a sign-in sent by another site's page (login CSRF).
+
+    A page elsewhere could post a form here and sign the browser in to an account of
+    its choosing. Browsers say where a request comes from: ``Sec-Fetch-Site`` (all
+    current ones) and ``Origin`` (on every POST); a request from another site, or
+    with an ``Origin`` that is not this server's, is refused. Clients that send
+    neither (scripts, command-line tools) are not browsers and are let through.
+    """
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site in ("cross-site", "same-site"):
+        raise Problem(403, "Cross-site sign-in refused", "sign in from Soi's own pages")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    scheme, _, authority = origin.partition("://")
+    if origin == "null" or authority.lower() != host.lower() or scheme not in ("http", "https"):
+        raise Problem(
+            403,
+            "Cross-site sign-in refused",
+            f"the request comes from {origin[:100]}, not from this server's pages",
+        )
+
+
 def _me(caller: Caller) -> dict[str, Any]:
     return {
         "username": caller.username,
@@ -91,8 +116,9 @@ def _me(caller: Caller) -> dict[str, Any]:
 @router.post(
     "/login",
     response_model=SignInReply,
-    responses={401: {}, 415: {}, 422: {}, 429: {}},
+    responses={401: {}, 403: {}, 415: {}, 422: {}, 429: {}},
     openapi_extra=_CREDENTIALS_BODY,
+    dependencies=[Depends(refuse_cross_site)],
 )
 def login(
     request: Request,
@@ -101,7 +127,10 @@ def login(
     limiter: LimiterDep,
     credentials: Annotated[Credentials, Depends(read_credentials)],
 ) -> SignInReply:
-    """Sign in: sets the soi_session (HttpOnly) and soi_csrf cookies, returns the CSRF token."""
+    """Sign in: sets the soi_session (HttpOnly) and soi_csrf cookies, returns the CSRF token.
+
+    A sign-in from another site's page is refused (403).
+    """
     policy = SessionPolicy.from_settings(runtime.settings)
     try:
         signed = sign_in(

@@ -235,6 +235,43 @@ class TestCsrf:
         assert client.post("/auth/logout", headers=bearer(token_of("ris"))).status_code == 204
 
 
+class TestCrossSiteSignIn:
+    """Login CSRF: another site's page posting a form to sign the browser in."""
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+            {"Origin": "http://testserver.evil.example"},
+            {"Sec-Fetch-Site": "cross-site"},
+        ],
+        ids=["other-origin", "opaque-origin", "lookalike-host", "sec-fetch-site"],
+    )
+    def test_a_form_from_another_site_is_refused(
+        self, client: TestClient, person: Callable[..., str], headers: dict[str, str]
+    ) -> None:
+        person("root", "admin")
+        response = client.post(
+            "/auth/login", data={"username": "root", "password": PASSWORD}, headers=headers
+        )
+        body = _is_problem(response, 403)
+        assert body["title"] == "Cross-site sign-in refused"
+        assert "soi_session" not in response.cookies
+        assert client.get("/auth/me").status_code == 401
+
+    def test_soi_s_own_page_and_scripts_sign_in(
+        self, client: TestClient, person: Callable[..., str]
+    ) -> None:
+        person("root", "admin")
+        own = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+        response = client.post(
+            "/auth/login", json={"username": "root", "password": PASSWORD}, headers=own
+        )
+        assert response.status_code == 200, response.text
+        assert _login(client, "root").status_code == 200  # no Origin: a script
+
+
 class TestRateLimit:
     def test_five_failures_then_429_with_retry_after(
         self, client: TestClient, runtime: Runtime, person: Callable[..., str]

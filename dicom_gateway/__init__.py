@@ -5,6 +5,15 @@ Depends on :mod:`store` only.
 """
 
 from dicom_gateway.access import PeerAccess
+from dicom_gateway.archive import (
+    ArchiveEntry,
+    ArchiveError,
+    ArchiveLimits,
+    EntryOutcome,
+    RefusalCode,
+    is_zip,
+    read_zip,
+)
 from dicom_gateway.assembly import AssembledStudy, StudyAssembler
 from dicom_gateway.errors import (
     AssociationRefused,
@@ -34,10 +43,14 @@ __all__ = [
     "PIPELINE_SOP_CLASSES",
     "STORAGE_SOP_CLASSES",
     "TRANSFER_SYNTAXES",
+    "ArchiveEntry",
+    "ArchiveError",
+    "ArchiveLimits",
     "AssembledStudy",
     "AssociationRefused",
     "DicomListener",
     "DimseConfig",
+    "EntryOutcome",
     "FileResult",
     "GatewayError",
     "IdentifierPolicy",
@@ -47,6 +60,7 @@ __all__ = [
     "InvalidInstanceError",
     "ParsedInstance",
     "PeerAccess",
+    "RefusalCode",
     "Router",
     "RoutingConfigError",
     "RoutingRule",
@@ -59,7 +73,9 @@ __all__ = [
     "collect_files",
     "echo",
     "is_image_storage",
+    "is_zip",
     "parse_instance",
+    "read_zip",
     "resolve_sop_classes",
     "send",
     "sop_class_name",

@@ -174,6 +174,32 @@ class Settings(BaseSettings):
     dicomweb_max_results: int = Field(
         1000, ge=1, le=100_000, description="Most results of one QIDO-RS response."
     )
+    upload_max_mb: int = Field(
+        2048,
+        ge=1,
+        le=1_048_576,
+        description="Largest file or ZIP accepted by the resumable upload (/uploads, the "
+        "upload page); 413 above it.",
+    )
+    upload_expire_hours: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 90,
+        description="An upload left unfinished this long is removed; a finished upload's "
+        "receipt is kept this long.",
+    )
+    upload_zip_max_entries: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most entries of an uploaded ZIP."
+    )
+    upload_zip_max_unpacked_mb: int = Field(
+        8192, ge=1, le=1_048_576, description="Most unpacked bytes of an uploaded ZIP."
+    )
+    upload_zip_max_ratio: float = Field(
+        100.0,
+        gt=1,
+        le=100_000,
+        description="Highest compression ratio of a ZIP entry (a ZIP bomb above it).",
+    )
     issuer_kinds: dict[str, NationalKind] = Field(
         default_factory=_default_issuer_kinds,
         description="Issuer of Patient ID values that name national identifier systems.",
@@ -280,6 +306,11 @@ class Settings(BaseSettings):
     def instances_dir(self) -> Path:
         """Folder of instance files."""
         return self.data_dir / "instances"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Folder of resumable uploads in progress and their receipts."""
+        return self.data_dir / "uploads"
 
     @property
     def results_dir(self) -> Path:

@@ -58,6 +58,7 @@ def list_audit_events(
     patient_ids: Collection[int] | None = None,
     study_instance_uid: str | None = None,
     actor: str | None = None,
+    before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
     """Return audit events, newest first.
 
@@ -76,8 +77,14 @@ def list_audit_events(
         Only the events about this study.
     actor:
         Only the events of this user, service account, DICOM peer or worker.
+    before_id:
+        Only the events older than this one (``id`` below it): the next page after an
+        event already shown. Events recorded meanwhile get higher ids, so they never
+        shift the pages that follow.
     """
     statement = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before_id is not None:
+        statement = statement.where(AuditEvent.id < before_id)
     if patient_id is not None:
         statement = statement.where(AuditEvent.patient_id == patient_id)
     if patient_ids is not None:

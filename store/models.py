@@ -230,6 +230,7 @@ class Series(Base):
     """A DICOM series within a study."""
 
     __tablename__ = "series"
+    __table_args__ = (Index("ix_series_study_id_modality", "study_id", "modality"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, func, literal, or_, select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session, aliased, contains_eager
 
 from store.enums import IdentifierKind
 from store.models import Facility, Instance, Patient, PatientIdentifier, Series, Study
@@ -37,6 +48,7 @@ _NATIONAL_KINDS = (
     IdentifierKind.HEALTH_RECORD,
 )
 _MRN_SYSTEM = "urn:soi:mrn:"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,7 @@ class StudyMatch:
     study: Study
     number_of_series: int
     file_path: str
+    transfer_syntax_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,7 @@ class SeriesMatch:
     study: Study
     number_of_instances: int
     file_path: str
+    transfer_syntax_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +207,13 @@ def _study_conditions(session: Session, query: StudyQuery) -> list[ColumnElement
     if query.study_time is not None:
         conditions.append(_in_range(Study.study_time, query.study_time))
     if query.modalities_in_study:
+        # An alias: a series search has Series in its own FROM, which the subquery
+        # would otherwise correlate to, leaving it nothing to select from.
+        other = aliased(Series)
         conditions.append(
             exists(
-                select(Series.id).where(
-                    Series.study_id == Study.id, Series.modality.in_(query.modalities_in_study)
+                select(other.id).where(
+                    other.study_id == Study.id, other.modality.in_(query.modalities_in_study)
                 )
             )
         )
@@ -227,14 +244,17 @@ def _instance_conditions(query: InstanceQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _file_paths(session: Session, instance_ids: Sequence[int | None]) -> dict[int, str]:
+def _file_paths(session: Session, instance_ids: Sequence[int | None]) -> dict[int, tuple[str, str]]:
+    """The file and transfer syntax of each instance."""
     wanted = [i for i in instance_ids if i is not None]
     if not wanted:
         return {}
     rows = session.execute(
-        select(Instance.id, Instance.file_path).where(Instance.id.in_(wanted))
+        select(Instance.id, Instance.file_path, Instance.transfer_syntax_uid).where(
+            Instance.id.in_(wanted)
+        )
     ).all()
-    return {int(row[0]): str(row[1]) for row in rows}
+    return {int(row[0]): (str(row[1]), str(row[2])) for row in rows}
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -242,11 +262,23 @@ def _check_page(limit: int, offset: int) -> None:
         raise ValueError(f"`limit` and `offset` must be >= 0, {limit} and {offset} are given")
 
 
+def _with_patient(statement: Select[_T], query: StudyQuery) -> Select[_T]:
+    """Join the patient where the conditions need it (a name is searched): the join
+    costs a lookup per row passed over, which a deep ``offset`` makes many."""
+    if query.patient_name is None:
+        return statement
+    return statement.join(Patient, Patient.id == Study.patient_id)
+
+
 def search_studies(
     session: Session, query: StudyQuery, *, limit: int, offset: int = 0
 ) -> list[StudyMatch]:
     """Return the studies matching ``query``, in a stable order (the order they were
-    first indexed), from ``offset`` on, at most ``limit``."""
+    first indexed), from ``offset`` on, at most ``limit``.
+
+    The page is chosen on the studies' ids alone; the studies of the page are then
+    read with their patient, series count and first instance.
+    """
     first_instance = (
         select(func.min(Instance.id)).where(Instance.study_id == Study.id).scalar_subquery()
     )
@@ -254,19 +286,29 @@ def search_studies(
         select(func.count(Series.id)).where(Series.study_id == Study.id).scalar_subquery()
     )
     _check_page(limit, offset)
-    statement = (
-        select(Study, series_count, first_instance)
-        .join(Patient, Patient.id == Study.patient_id)
-        .options(contains_eager(Study.patient))
+    page = (
+        _with_patient(select(Study.id), query)
         .where(*_study_conditions(session, query))
         .order_by(Study.id)
         .limit(limit)
         .offset(offset)
     )
+    statement = (
+        select(Study, series_count, first_instance)
+        .join(Patient, Patient.id == Study.patient_id)
+        .options(contains_eager(Study.patient))
+        .where(Study.id.in_(page))
+        .order_by(Study.id)
+    )
     rows = session.execute(statement).all()
     paths = _file_paths(session, [row[2] for row in rows])
     return [
-        StudyMatch(study=row[0], number_of_series=int(row[1] or 0), file_path=paths.get(row[2], ""))
+        StudyMatch(
+            study=row[0],
+            number_of_series=int(row[1] or 0),
+            file_path=paths.get(row[2], ("", ""))[0],
+            transfer_syntax_uid=paths.get(row[2], ("", ""))[1],
+        )
         for row in rows
     ]
 
@@ -287,15 +329,20 @@ def search_series(
         select(func.count(Instance.id)).where(Instance.series_id == Series.id).scalar_subquery()
     )
     _check_page(limit, offset)
+    page = (
+        _with_patient(select(Series.id).join(Study, Study.id == Series.study_id), studies)
+        .where(*_study_conditions(session, studies), *_series_conditions(session, series))
+        .order_by(Series.id)
+        .limit(limit)
+        .offset(offset)
+    )
     statement = (
         select(Series, Study, instance_count, first_instance)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
         .options(contains_eager(Study.patient))
-        .where(*_study_conditions(session, studies), *_series_conditions(session, series))
+        .where(Series.id.in_(page))
         .order_by(Series.id)
-        .limit(limit)
-        .offset(offset)
     )
     rows = session.execute(statement).all()
     paths = _file_paths(session, [row[3] for row in rows])
@@ -304,7 +351,8 @@ def search_series(
             series=row[0],
             study=row[1],
             number_of_instances=int(row[2] or 0),
-            file_path=paths.get(row[3], ""),
+            file_path=paths.get(row[3], ("", ""))[0],
+            transfer_syntax_uid=paths.get(row[3], ("", ""))[1],
         )
         for row in rows
     ]
@@ -321,20 +369,29 @@ def search_instances(
 ) -> list[InstanceMatch]:
     """Return the instances matching all three queries."""
     _check_page(limit, offset)
+    page = select(Instance.id).join(Study, Study.id == Instance.study_id)
+    series_conditions = _series_conditions(session, series)
+    if series_conditions:
+        page = page.join(Series, Series.id == Instance.series_id)
+    page = (
+        _with_patient(page, studies)
+        .where(
+            *_study_conditions(session, studies),
+            *series_conditions,
+            *_instance_conditions(instances),
+        )
+        .order_by(Instance.id)
+        .limit(limit)
+        .offset(offset)
+    )
     statement = (
         select(Instance, Series, Study)
         .join(Series, Series.id == Instance.series_id)
         .join(Study, Study.id == Instance.study_id)
         .join(Patient, Patient.id == Study.patient_id)
         .options(contains_eager(Study.patient))
-        .where(
-            *_study_conditions(session, studies),
-            *_series_conditions(session, series),
-            *_instance_conditions(instances),
-        )
+        .where(Instance.id.in_(page))
         .order_by(Instance.id)
-        .limit(limit)
-        .offset(offset)
     )
     rows = session.execute(statement).all()
     return [InstanceMatch(instance=row[0], series=row[1], study=row[2]) for row in rows]
@@ -350,21 +407,16 @@ def count_matches(
     """Return how many studies (or series, with ``series``; or instances, with
     ``instances``) match, for a search that returns only a first page."""
     conditions = _study_conditions(session, studies)
-    statement = select(func.count(Study.id)).join(Patient, Patient.id == Study.patient_id)
+    statement = select(func.count(Study.id))
     if instances is not None:
         statement = (
             select(func.count(Instance.id))
             .join(Series, Series.id == Instance.series_id)
             .join(Study, Study.id == Instance.study_id)
-            .join(Patient, Patient.id == Study.patient_id)
         )
         conditions += _series_conditions(session, series or SeriesQuery())
         conditions += _instance_conditions(instances)
     elif series is not None:
-        statement = (
-            select(func.count(Series.id))
-            .join(Study, Study.id == Series.study_id)
-            .join(Patient, Patient.id == Study.patient_id)
-        )
+        statement = select(func.count(Series.id)).join(Study, Study.id == Series.study_id)
         conditions += _series_conditions(session, series)
-    return int(session.scalar(statement.where(*conditions)) or 0)
+    return int(session.scalar(_with_patient(statement, studies).where(*conditions)) or 0)

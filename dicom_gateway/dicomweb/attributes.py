@@ -15,6 +15,7 @@ from typing import Any
 
 from pydicom import Dataset, dcmread
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.errors import InvalidDicomError
 
 from dicom_gateway.dicomweb.errors import InvalidRequestError
@@ -196,16 +197,23 @@ def read_header(path: Path, keywords: Iterable[str] | None = None) -> Dataset:
 def json_dataset(dataset: Dataset) -> dict[str, Any]:
     """``dataset`` in the DICOM JSON model, leaving out File Meta Information, pixel
     data and binary values over 1 KiB (which are not search results)."""
-    kept = Dataset()
-    for element in dataset:
-        tag = int(element.tag)
-        if tag >> 16 == 0x0002 or tag in _PIXEL_TAGS:
-            continue
-        if element.VR in _BINARY_VRS and len(element.value or b"") > _INLINE_BINARY_LIMIT:
-            continue
-        kept.add(element)
+    left_out = [element.tag for element in dataset if _left_out(element)]
+    kept = dataset
+    if left_out:
+        kept = Dataset()
+        for element in dataset:
+            if element.tag not in left_out:
+                kept.add(element)
     result: dict[str, Any] = kept.to_json_dict(suppress_invalid_tags=True)
     return result
+
+
+def _left_out(element: DataElement) -> bool:
+    """Whether a search result leaves ``element`` out (see :func:`json_dataset`)."""
+    tag = int(element.tag)
+    if tag >> 16 == 0x0002 or tag in _PIXEL_TAGS:
+        return True
+    return element.VR in _BINARY_VRS and len(element.value or b"") > _INLINE_BINARY_LIMIT
 
 
 def empty_element(dataset: Dataset, tag: int) -> None:

@@ -13,6 +13,7 @@ close delimiter, transport padding); DICOM PS3.18 section 8.6.1.2 (multipart pay
 
 from __future__ import annotations
 
+import io
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -41,6 +42,7 @@ _CHUNK = 1 << 20
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_BOUNDARY = 70  # RFC 2046 section 5.1.1
 _SPOOL_IN_MEMORY = 4 << 20
+_DECLARED_IN_MEMORY = 16 << 20
 _BOUNDARY_CHARS = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 )
@@ -100,8 +102,10 @@ async def spool_body(
 ) -> IO[bytes]:
     """Receive a request body into a temporary file, refusing it past ``max_bytes``.
 
-    The file is kept in memory up to 4 MiB, then on disk in ``directory``; it is
-    removed when closed. It is returned positioned at its start.
+    A body whose ``declared_length`` is at most 16 MiB (one radiograph, or a few
+    smaller instances) is kept in memory. Any other is kept in memory up to 4 MiB,
+    then on disk in ``directory``, and removed when closed. It is returned
+    positioned at its start.
 
     Raises
     ------
@@ -116,6 +120,11 @@ async def spool_body(
             f"the request body of {declared_length} bytes exceeds the limit of {max_bytes} "
             "bytes (setting dicomweb_max_request_mb); send the instances in smaller requests"
         )
+    in_memory = declared_length is not None and declared_length <= _DECLARED_IN_MEMORY
+    if in_memory:
+        # Writing the body to a file and reading it back twice costs more than the
+        # memory of one request of this size; its chunks are joined once at the end.
+        return await _receive_in_memory(chunks, min(max_bytes, declared_length or 0))
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - returned open
@@ -125,11 +134,7 @@ async def spool_body(
     try:
         async for chunk in chunks:
             received += len(chunk)
-            if received > max_bytes:
-                raise PayloadTooLargeError(
-                    f"the request body exceeds the limit of {max_bytes} bytes "
-                    "(setting dicomweb_max_request_mb); send the instances in smaller requests"
-                )
+            _check_size(received, max_bytes)
             spool.write(chunk)
         spool.seek(0)
     except OSError as exc:
@@ -139,6 +144,24 @@ async def spool_body(
         spool.close()
         raise
     return spool
+
+
+async def _receive_in_memory(chunks: AsyncIterator[bytes], max_bytes: int) -> IO[bytes]:
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        _check_size(received, max_bytes)
+        parts.append(chunk)
+    return io.BytesIO(b"".join(parts))
+
+
+def _check_size(received: int, max_bytes: int) -> None:
+    if received > max_bytes:
+        raise PayloadTooLargeError(
+            f"the request body exceeds the limit of {max_bytes} bytes "
+            "(setting dicomweb_max_request_mb); send the instances in smaller requests"
+        )
 
 
 def _find_all(stream: IO[bytes], pattern: bytes) -> Iterator[int]:

@@ -13,6 +13,7 @@ JSON model).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +21,11 @@ from typing import Any
 
 import structlog
 from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID
 from sqlalchemy.orm import Session
 
 from dicom_gateway.dicomweb.attributes import (
@@ -56,6 +60,17 @@ _log = structlog.get_logger("soi.dicomweb.qido")
 DEFAULT_MAX_RESULTS = 1000
 _CHARACTER_SET = "ISO_IR 192"  # JSON text is Unicode
 _COUNTS = ("NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+_PREAMBLE = 128
+#: ``DICM``, then (0002,0000) UL of length 4: the File Meta Information Group Length.
+_META_START = b"DICM\x02\x00\x00\x00UL\x04\x00"
+_META_VALUE = _PREAMBLE + 12
+_DEFER_BYTES = 1024
+#: How much of each file of a page is read ahead: the header of most instances.
+_PREFETCH_BYTES = 16384
+#: Attributes whose values come from the index whatever the header says.
+_FROM_INDEX = ("ModalitiesInStudy", *_COUNTS, "NumberOfSeriesRelatedInstances")
+#: Attributes made by the service or taken from the index, never read from a header.
+_COMPUTED = frozenset({"SpecificCharacterSet", "RetrieveURL", "InstanceAvailability", *_FROM_INDEX})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,7 @@ class _Row:
     series: Series | None
     instance_uid: str
     file_path: str
+    transfer_syntax_uid: str
     values: dict[str, object]
 
 
@@ -167,7 +183,7 @@ class QidoService:
                 )
                 remaining = max(0, total - request.offset - limit)
                 warnings.append(f"There are {remaining} additional results that can be requested")
-        items = [self._item(row, request, base_url) for row in rows]
+        items = self._items(rows, request, base_url)
         return SearchResult(
             items=items,
             warnings=tuple(warnings),
@@ -209,6 +225,7 @@ class QidoService:
                     series=None,
                     instance_uid="",
                     file_path=match.file_path,
+                    transfer_syntax_uid=match.transfer_syntax_uid,
                     values={
                         **_study_values(match.study),
                         "NumberOfStudyRelatedSeries": match.number_of_series,
@@ -224,6 +241,7 @@ class QidoService:
                     series=match.series,
                     instance_uid="",
                     file_path=match.file_path,
+                    transfer_syntax_uid=match.transfer_syntax_uid,
                     values={
                         **_study_values(match.study),
                         **_series_values(match.series),
@@ -248,6 +266,7 @@ class QidoService:
                 series=match.series,
                 instance_uid=match.instance.sop_instance_uid,
                 file_path=match.instance.file_path,
+                transfer_syntax_uid=match.instance.transfer_syntax_uid,
                 values={
                     **_study_values(match.study),
                     **_series_values(match.series),
@@ -262,7 +281,8 @@ class QidoService:
             for match in matches
         ]
 
-    def _wanted(self, request: SearchRequest) -> list[str]:
+    def _wanted(self, request: SearchRequest) -> list[tuple[str, int, str]]:
+        """Keyword, tag and VR of each attribute the results of ``request`` carry."""
         level = request.level
         wanted = list(RESULT_ATTRIBUTES[level])
         upper: list[Level] = []
@@ -280,13 +300,51 @@ class QidoService:
         if request.include_all:
             for each in (level, *upper):
                 wanted += LEVEL_ATTRIBUTES[each]
-        return list(dict.fromkeys(wanted))
+        resolved: list[tuple[str, int, str]] = []
+        for keyword in dict.fromkeys(wanted):
+            tag = tag_for_keyword(keyword)
+            if tag is not None:
+                resolved.append((keyword, tag, dictionary_VR(tag)))
+        return resolved
 
-    def _item(self, row: _Row, request: SearchRequest, base_url: str) -> dict[str, Any]:
-        study_url = f"{base_url}/studies/{row.study.study_instance_uid}"
-        url = study_url
+    def _items(
+        self, rows: list[_Row], request: SearchRequest, base_url: str
+    ) -> list[dict[str, Any]]:
+        """The results in the DICOM JSON model: what the index holds, and the rest of
+        the wanted attributes from the header of each row's file."""
+        wanted = self._wanted(request)
+        full = request.include_all and request.level == Level.INSTANCE
+        requested = set(request.requested)
+        from_header = [(keyword, tag) for keyword, tag, _ in wanted if keyword not in _COMPUTED]
+        paths = self._paths(rows) if from_header or full else [None] * len(rows)
+        items: list[dict[str, Any]] = []
+        for row, path in zip(rows, paths, strict=True):
+            computed = self._computed(row, base_url)
+            header = self._header(row, path, None if full else from_header)
+            dataset = Dataset()
+            for keyword, tag, vr in wanted:
+                value = computed.get(keyword)
+                if value is not None:
+                    dataset.add(DataElement(tag, vr, value))
+                elif tag in header:
+                    dataset.add(header[tag])
+                elif row.values.get(keyword) not in (None, "", []):
+                    dataset.add(DataElement(tag, vr, row.values[keyword]))
+                elif keyword in requested:
+                    empty_element(dataset, tag)
+            if full:
+                for element in header:
+                    if element.tag not in dataset:
+                        dataset.add(element)
+            items.append(json_dataset(dataset))
+        return items
+
+    @staticmethod
+    def _computed(row: _Row, base_url: str) -> dict[str, object]:
+        """The attributes made by the service rather than read from a header."""
+        url = f"{base_url}/studies/{row.study.study_instance_uid}"
         if row.series is not None:
-            url = f"{study_url}/series/{row.series.series_instance_uid}"
+            url = f"{url}/series/{row.series.series_instance_uid}"
         if row.instance_uid:
             url = f"{url}/instances/{row.instance_uid}"
         computed: dict[str, object] = {
@@ -294,40 +352,86 @@ class QidoService:
             "RetrieveURL": url,
             "InstanceAvailability": "ONLINE",
         }
-        for keyword in ("ModalitiesInStudy", *_COUNTS, "NumberOfSeriesRelatedInstances"):
+        for keyword in _FROM_INDEX:
             if keyword in row.values:
                 computed[keyword] = row.values[keyword]
-        wanted = self._wanted(request)
-        full = request.include_all and request.level == Level.INSTANCE
-        header = self._header(
-            row.file_path, None if full else [k for k in wanted if k not in computed]
-        )
-        dataset = Dataset()
-        for keyword in wanted:
-            tag = tag_for_keyword(keyword)
-            if tag is None:
-                continue
-            value = computed.get(keyword)
-            if value is not None:
-                setattr(dataset, keyword, value)
-            elif tag in header:
-                dataset.add(header[tag])
-            elif row.values.get(keyword) not in (None, "", []):
-                setattr(dataset, keyword, row.values[keyword])
-            elif keyword in request.requested:
-                empty_element(dataset, tag)
-        if full:
-            for element in header:
-                if element.tag not in dataset:
-                    dataset.add(element)
-        return json_dataset(dataset)
+        return computed
 
-    def _header(self, relative_path: str, keywords: list[str] | None) -> Dataset:
-        if not relative_path or keywords == []:
+    def _paths(self, rows: list[_Row]) -> list[Path | None]:
+        """Where each row's file lies, its first blocks asked of the disk all at once.
+
+        A page of results reads as many files; those not in the page cache are then
+        read from the disk in parallel rather than one after the other.
+        """
+        paths: list[Path | None] = []
+        for row in rows:
+            try:
+                path = self.files.absolute(row.file_path) if row.file_path else None
+            except FileStoreError as exc:
+                _log.error("instance file outside the store", path=row.file_path, error=str(exc))
+                path = None
+            paths.append(path)
+        if hasattr(os, "posix_fadvise"):
+            for path in paths:
+                if path is None:
+                    continue
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    continue  # reported when the header is read
+                try:
+                    os.posix_fadvise(fd, 0, _PREFETCH_BYTES, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
+        return paths
+
+    def _header(
+        self, row: _Row, path: Path | None, wanted: list[tuple[str, int]] | None
+    ) -> Dataset:
+        """The header of ``row``'s file at ``path``: the ``wanted`` attributes (keyword
+        and tag), or everything but the pixel data (``None``)."""
+        if path is None or wanted == []:
             return Dataset()
         try:
-            path: Path = self.files.absolute(relative_path)
-            return read_header(path, keywords)
-        except (OSError, InvalidDicomError, FileStoreError) as exc:
-            _log.error("cannot read an instance header", path=relative_path, error=str(exc))
+            if wanted is not None:
+                header = _read_data_set(path, row.transfer_syntax_uid, max(t for _, t in wanted))
+                if header is not None:
+                    return header
+            return read_header(path, None if wanted is None else [k for k, _ in wanted])
+        except (OSError, InvalidDicomError) as exc:
+            _log.error("cannot read an instance header", path=row.file_path, error=str(exc))
             return Dataset()
+
+
+def _read_data_set(path: Path, transfer_syntax_uid: str, last_tag: int) -> Dataset | None:
+    """Read the data set of a file Soi wrote, up to ``last_tag``, without its File Meta
+    Information; ``None`` when the file is not laid out as Soi writes it.
+
+    Soi writes the preamble, ``DICM``, the File Meta Information Group Length (whose
+    value is at bytes 140-143) and the group, in the index's transfer syntax. Skipping
+    the group and stopping after the last wanted attribute reads a few hundred bytes
+    of a file whatever its size, in a third of the time of :func:`read_header`.
+
+    Raises
+    ------
+    OSError, InvalidDicomError
+        The file cannot be read.
+    """
+    syntax = UID(transfer_syntax_uid)
+    if not syntax.is_transfer_syntax or syntax.is_deflated or not syntax.is_little_endian:
+        return None
+    with path.open("rb") as stream:
+        start = stream.read(_META_VALUE + 4)
+        if start[_PREAMBLE : _PREAMBLE + 12] != _META_START:
+            return None
+        stream.seek(_META_VALUE + 4 + int.from_bytes(start[_META_VALUE:], "little"))
+        try:
+            return read_dataset(
+                stream,
+                syntax.is_implicit_VR,
+                True,
+                stop_when=lambda tag, vr, length: int(tag) > last_tag,
+                defer_size=_DEFER_BYTES,
+            )
+        except (EOFError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidDicomError(f"{path.name}: {exc}") from exc

@@ -6,9 +6,20 @@ from fastapi import FastAPI
 
 from soi import __version__
 from soi.api.problems import install_problem_handlers
-from soi.api.routes import admin, auth, dicomweb, health, studies
+from soi.api.routes import (
+    admin,
+    auth,
+    dicomweb,
+    health,
+    models,
+    results,
+    studies,
+    ui,
+    uploads,
+)
 from soi.auth import LoginLimiter
 from soi.runtime import Runtime
+from soi.services.uploads import make_upload_store
 from soi.settings import Settings
 
 __all__ = ["create_app"]
@@ -26,9 +37,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(results.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(dicomweb.router)
+    app.include_router(models.router)
+    app.state.uploads = make_upload_store(runtime.settings)
+    app.include_router(uploads.router)
+    app.include_router(ui.router)
+    ui.mount_static(app)
     return app
 
 

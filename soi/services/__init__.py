@@ -2,6 +2,15 @@
 
 from soi.services.audit import MAX_AUDIT_EVENTS, audit_trail
 from soi.services.health import check_health
+from soi.services.results import (
+    DocumentUnavailableError,
+    ResultDocument,
+    ResultDocumentKind,
+    ResultNotFoundError,
+    ResultsError,
+    result_document,
+    study_results,
+)
 from soi.services.signin import (
     SessionPolicy,
     SignedIn,
@@ -29,7 +38,12 @@ from soi.services.users import (
 __all__ = [
     "MAX_AUDIT_EVENTS",
     "MAX_TOKEN_DAYS",
+    "DocumentUnavailableError",
     "IssuedToken",
+    "ResultDocument",
+    "ResultDocumentKind",
+    "ResultNotFoundError",
+    "ResultsError",
     "SessionPolicy",
     "SignedIn",
     "TokenSummary",
@@ -44,10 +58,12 @@ __all__ = [
     "list_study_page",
     "list_user_summaries",
     "list_user_tokens",
+    "result_document",
     "revoke_user_token",
     "service_account_token",
     "set_user_disabled",
     "sign_in",
     "sign_out",
     "study_detail",
+    "study_results",
 ]

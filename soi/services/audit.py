@@ -45,6 +45,7 @@ def audit_trail(
     actor: str | None = None,
     action: str | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> AuditTrail:
     """Return audit events, newest first; reading them is audited too (``audit.read``).
 
@@ -65,14 +66,19 @@ def audit_trail(
         Only the events of this action.
     limit:
         The most events, 1 to :data:`MAX_AUDIT_EVENTS`.
+    before_id:
+        Only the events older than this one: the next page is asked for with the
+        previous answer's ``next_before_id``.
 
     Raises
     ------
     ValueError
-        ``limit`` is out of range.
+        ``limit`` or ``before_id`` is out of range.
     """
     if not 1 <= limit <= MAX_AUDIT_EVENTS:
         raise ValueError(f"`limit` must be 1 to {MAX_AUDIT_EVENTS}, {limit} is given")
+    if before_id is not None and before_id < 1:
+        raise ValueError(f"`before_id` must be a positive event id, {before_id} is given")
     with database.read() as session:
         patient_ids = patients_with_identifier(session, patient) if patient is not None else None
         events = list_audit_events(
@@ -81,9 +87,11 @@ def audit_trail(
             study_instance_uid=study_instance_uid,
             actor=actor,
             action=action,
-            limit=limit,
+            limit=limit + 1,  # one more tells whether an older page follows
+            before_id=before_id,
         )
-        items = [_event(event) for event in events]
+        items = [_event(event) for event in events[:limit]]
+    next_before_id = items[-1].id if len(events) > limit else None
     with database.write() as session:
         record_event(
             session,
@@ -103,10 +111,11 @@ def audit_trail(
                         ("study", study_instance_uid),
                         ("actor", actor),
                         ("action", action),
+                        ("before_id", before_id),
                     )
                     if value is not None
                 },
                 "count": len(items),
             },
         )
-    return AuditTrail(patient_ids=patient_ids, items=items)
+    return AuditTrail(patient_ids=patient_ids, items=items, next_before_id=next_before_id)

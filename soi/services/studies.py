@@ -24,6 +24,7 @@ from soi.schemas import (
     StudyDetail,
     StudySummary,
 )
+from soi.services.results import issued_for
 from store import (
     AuditOutcome,
     Database,
@@ -250,6 +251,7 @@ def _read_detail(
                 "patient_identifiers": [
                     {"kind": ident.kind.value, "system": ident.system, "value": ident.value}
                     for ident in identifiers
+                    if issued_for(ident, study.facility.code)
                 ],
                 "series": series,
                 "results": [

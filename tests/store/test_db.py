@@ -189,6 +189,53 @@ class TestQueryIndexMigration:
             database.dispose()
 
 
+class TestSeriesModalityIndexMigration:
+    """Revision 0007 indexes series by study and modality together."""
+
+    def test_upgrade_from_0006_adds_the_index(self, database_url: str) -> None:
+        database = Database(database_url)
+        try:
+            assert upgrade(database, "0006") == "0006"
+            names = {i["name"] for i in inspect(database.engine).get_indexes("series")}
+            assert "ix_series_study_id_modality" not in names
+
+            assert upgrade(database, "0007") == "0007"
+
+            found = {i["name"]: i for i in inspect(database.engine).get_indexes("series")}
+            assert found["ix_series_study_id_modality"]["column_names"] == ["study_id", "modality"]
+            assert not found["ix_series_study_id_modality"]["unique"]
+        finally:
+            database.dispose()
+
+    def test_sqlite_checks_modalities_in_study_from_the_index_alone(self, tmp_path: Path) -> None:
+        database = Database(sqlite_url(tmp_path / "soi.db"))
+        statements: list[tuple[str, Any]] = []
+
+        def capture(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> None:
+            statements.append((statement, parameters))
+
+        try:
+            upgrade(database)
+            event.listen(database.engine, "before_cursor_execute", capture)
+            with database.read() as session:
+                query = StudyQuery(modalities_in_study=("CT",), study_date=("20190101", "20191231"))
+                assert search_studies(session, query, limit=50) == []
+            event.remove(database.engine, "before_cursor_execute", capture)
+            [(statement, parameters)] = [(s, p) for s, p in statements if ".modality IN" in s]
+            with database.engine.connect() as connection:
+                plan = connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                ).all()
+            details = [row[-1] for row in plan]
+            assert any(
+                "COVERING INDEX ix_series_study_id_modality" in detail for detail in details
+            ), details
+        finally:
+            database.dispose()
+
+
 class TestSQLite:
     def test_wal_and_full_synchronous(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
         from store import sqlite_url

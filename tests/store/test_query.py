@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import pytest
 
 from store import (
@@ -89,7 +92,7 @@ def hospitals(database: Database) -> tuple[int, int]:
     return a, b
 
 
-def _uids(matches: list[object]) -> list[str]:
+def _uids(matches: Sequence[object]) -> list[str]:
     return [m.study.study_instance_uid.removeprefix(f"{ROOT}.") for m in matches]  # type: ignore[attr-defined]
 
 
@@ -221,3 +224,106 @@ class TestFacilitiesHolding:
             assert holding("9", "9.9", f"{ROOT}.3.1.1") == {b}
             assert holding(f"{ROOT}.1", f"{ROOT}.3.1", "9") == {a, b}
             assert holding("9", "9.9", "9.9.9") == set()
+
+
+class TestPaging:
+    """A page is chosen on ids first, then read; every match is on exactly one page."""
+
+    @pytest.fixture
+    def many(self, database: Database, hospitals: tuple[int, int]) -> None:
+        for n in range(4, 12):
+            _index(
+                database,
+                str(n),
+                facility="BV_A" if n % 2 else "BVXA",
+                patient_id=f"MRN-{n}",
+                modality="CT" if n % 3 else "CR",
+                name="Lê^Thị Hoa" if n % 4 else "NGUYEN^VAN AN",
+            )
+            _index(database, str(n), facility="BV_A" if n % 2 else "BVXA", series="2", number=1)
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            StudyQuery(),
+            StudyQuery(patient_name="lê^*"),
+            StudyQuery(modalities_in_study=("CT",), study_date=("20260101", "20261231")),
+            StudyQuery(patient_id="MRN-?", patient_name="nguyen*"),
+        ],
+    )
+    def test_pages_of_studies(
+        self, database: Database, hospitals: tuple[int, int], many: None, query: StudyQuery
+    ) -> None:
+        a, _ = hospitals
+        for scoped in (query, replace(query, facility_ids={a})):
+            with database.read() as session:
+                every = _uids(search_studies(session, scoped, limit=100))
+                pages = [
+                    _uids(search_studies(session, scoped, limit=3, offset=offset))
+                    for offset in range(0, len(every) + 3, 3)
+                ]
+                total = count_matches(session, studies=scoped)
+            assert every
+            assert [uid for page in pages for uid in page] == every
+            assert all(len(page) == 3 for page in pages[: len(every) // 3])
+            assert pages[-1] == []
+            assert total == len(every)
+
+    def test_pages_of_series_and_instances(
+        self, database: Database, hospitals: tuple[int, int], many: None
+    ) -> None:
+        studies = StudyQuery(patient_name="lê^*")
+        series = SeriesQuery(modality=("CT", "CR"))
+        with database.read() as session:
+            every_series = search_series(session, studies=studies, series=series, limit=100)
+            paged_series = [
+                m
+                for offset in range(0, 20, 2)
+                for m in search_series(
+                    session, studies=studies, series=series, limit=2, offset=offset
+                )
+            ]
+            every_instance = search_instances(
+                session, studies=studies, series=series, instances=InstanceQuery(), limit=100
+            )
+            paged_instances = [
+                m
+                for offset in range(0, 20, 4)
+                for m in search_instances(
+                    session,
+                    studies=studies,
+                    series=series,
+                    instances=InstanceQuery(),
+                    limit=4,
+                    offset=offset,
+                )
+            ]
+            counted = count_matches(
+                session, studies=studies, series=series, instances=InstanceQuery()
+            )
+        assert [m.series.id for m in paged_series] == [m.series.id for m in every_series]
+        assert [m.instance.id for m in paged_instances] == [m.instance.id for m in every_instance]
+        assert len(every_instance) == counted == len(every_series) > 0
+        assert all(m.study.patient.name == "Lê^Thị Hoa" for m in every_series)
+
+    def test_matches_name_the_first_file_and_its_transfer_syntax(
+        self, database: Database, hospitals: tuple[int, int]
+    ) -> None:
+        with database.read() as session:
+            [study] = search_studies(
+                session, StudyQuery(study_instance_uids=(f"{ROOT}.1",)), limit=10
+            )
+            series = search_series(
+                session,
+                studies=StudyQuery(study_instance_uids=(f"{ROOT}.1",)),
+                series=SeriesQuery(),
+                limit=10,
+            )
+        assert (study.file_path, study.transfer_syntax_uid) == (
+            "x/1.1.1.dcm",
+            "1.2.840.10008.1.2.1",
+        )
+        assert [(m.file_path, m.transfer_syntax_uid) for m in series] == [
+            ("x/1.1.1.dcm", "1.2.840.10008.1.2.1"),
+            ("x/1.2.1.dcm", "1.2.840.10008.1.2.1"),
+        ]

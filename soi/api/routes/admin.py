@@ -27,6 +27,14 @@ def audit(
     actor: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_EVENTS)] = 100,
+    before_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,  # the id column is a 32-bit integer on PostgreSQL
+            description="only events older than this id: the previous page's next_before_id",
+        ),
+    ] = None,
 ) -> AuditTrail:
     """Audit events, newest first, by patient identifier, study, actor or action (admin)."""
     return audit_trail(
@@ -37,4 +45,5 @@ def audit(
         actor=actor,
         action=action,
         limit=limit,
+        before_id=before_id,
     )

@@ -116,7 +116,7 @@ def _me(caller: Caller) -> dict[str, Any]:
 @router.post(
     "/login",
     response_model=SignInReply,
-    responses={401: {}, 403: {}, 415: {}, 422: {}, 429: {}},
+    responses={400: {}, 401: {}, 403: {}, 415: {}, 422: {}, 429: {}},
     openapi_extra=_CREDENTIALS_BODY,
     dependencies=[Depends(refuse_cross_site)],
 )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -24,15 +25,106 @@ from dicom_gateway.dicomweb import (
     spool_body,
 )
 from soi.api.deps import CallerDep, RuntimeDep
-from soi.api.problems import Problem
+from soi.api.problems import Problem, problem_responses
 from soi.auth import Caller
 from soi.runtime import Runtime
 from soi.services import dicomweb as service
 
-router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+router = APIRouter(
+    prefix="/dicomweb", tags=["dicomweb"], responses=problem_responses(400, 401, 403, 404)
+)
 
 _MIB = 1024 * 1024
 _JSON_TYPES = (DICOM_JSON, "application/json")
+
+# Path parameters as the OpenAPI schema describes them. They are checked by the services,
+# which answer 400 as PS3.18 says (FastAPI's own check would answer 422).
+_UID_SCHEMA: dict[str, Any] = {"pattern": r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$", "maxLength": 64}
+StudyUid = Annotated[str, Path(description="Study Instance UID", json_schema_extra=_UID_SCHEMA)]
+SeriesUid = Annotated[str, Path(description="Series Instance UID", json_schema_extra=_UID_SCHEMA)]
+SopUid = Annotated[str, Path(description="SOP Instance UID", json_schema_extra=_UID_SCHEMA)]
+FrameList = Annotated[
+    str,
+    Path(
+        description="frame numbers, from 1, comma-separated",
+        json_schema_extra={"pattern": r"^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,99}$"},
+    ),
+]
+BulkTag = Annotated[
+    str,
+    Path(
+        description="the pixel data tag, as the metadata's BulkDataURI names it",
+        json_schema_extra={"pattern": "^[0-9A-Fa-f]{8}$"},
+    ),
+]
+
+# What the OpenAPI schema says each kind of operation answers.
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+_DICOM_JSON_LIST: dict[str, Any] = {
+    "schema": {"type": "array", "items": {"type": "object"}},
+}
+_STOW_RESPONSE: dict[str, Any] = {"schema": {"type": "object"}}
+_STORE: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"description": "Every instance stored", "content": {DICOM_JSON: _STOW_RESPONSE}},
+        202: {
+            "description": "Some instances stored; FailedSOPSequence says why the others not",
+            "content": {DICOM_JSON: _STOW_RESPONSE},
+        },
+        409: {
+            "description": "No instance stored; FailedSOPSequence says why",
+            "content": {DICOM_JSON: _STOW_RESPONSE},
+        },
+        **problem_responses(413, 415),
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "description": 'multipart/related; type="application/dicom"; boundary=…, '
+            "one DICOM PS3.10 file per part",
+            "content": {"multipart/related": _BINARY},
+        }
+    },
+}
+_SEARCH: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {
+            "description": "The matches, as DICOM JSON",
+            "content": {DICOM_JSON: _DICOM_JSON_LIST},
+        },
+        204: {"description": "No match"},
+        **problem_responses(406),
+    },
+}
+_METADATA: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {
+            "description": "DICOM JSON, bulk data by URI",
+            "content": {DICOM_JSON: _DICOM_JSON_LIST},
+        },
+        **problem_responses(406),
+    },
+}
+_RETRIEVE: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"description": "multipart/related parts", "content": {"multipart/related": _BINARY}},
+        **problem_responses(406),
+    },
+}
+_RENDERED: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {
+            "description": "The first frame, rendered",
+            "content": {"image/jpeg": _BINARY, "image/png": _BINARY},
+        },
+        **problem_responses(406),
+    },
+}
 
 
 @contextmanager
@@ -105,15 +197,15 @@ async def _store(
     )
 
 
-@router.post("/studies", response_class=JSONResponse)
+@router.post("/studies", **_STORE)
 async def store_instances(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Response:
     """Store instances (STOW-RS): multipart/related; type="application/dicom"."""
     return await _store(request, runtime, caller, None)
 
 
-@router.post("/studies/{study_instance_uid}", response_class=JSONResponse)
+@router.post("/studies/{study_instance_uid}", **_STORE)
 async def store_study_instances(
-    study_instance_uid: str, request: Request, runtime: RuntimeDep, caller: CallerDep
+    study_instance_uid: StudyUid, request: Request, runtime: RuntimeDep, caller: CallerDep
 ) -> Response:
     """Store instances of one study (STOW-RS)."""
     return await _store(request, runtime, caller, study_instance_uid)
@@ -146,44 +238,44 @@ def _search(
     return JSONResponse(result.items, media_type=DICOM_JSON, headers=headers)
 
 
-@router.get("/studies")
+@router.get("/studies", **_SEARCH)
 def search_for_studies(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Response:
     """Search for studies (QIDO-RS)."""
     return _search(request, runtime, caller, Level.STUDY)
 
 
-@router.get("/series")
+@router.get("/series", **_SEARCH)
 def search_for_series(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Response:
     """Search for series (QIDO-RS)."""
     return _search(request, runtime, caller, Level.SERIES)
 
 
-@router.get("/instances")
+@router.get("/instances", **_SEARCH)
 def search_for_instances(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Response:
     """Search for instances (QIDO-RS)."""
     return _search(request, runtime, caller, Level.INSTANCE)
 
 
-@router.get("/studies/{study_instance_uid}/series")
+@router.get("/studies/{study_instance_uid}/series", **_SEARCH)
 def search_for_study_series(
-    study_instance_uid: str, request: Request, runtime: RuntimeDep, caller: CallerDep
+    study_instance_uid: StudyUid, request: Request, runtime: RuntimeDep, caller: CallerDep
 ) -> Response:
     """Search for the series of a study (QIDO-RS)."""
     return _search(request, runtime, caller, Level.SERIES, study_instance_uid)
 
 
-@router.get("/studies/{study_instance_uid}/instances")
+@router.get("/studies/{study_instance_uid}/instances", **_SEARCH)
 def search_for_study_instances(
-    study_instance_uid: str, request: Request, runtime: RuntimeDep, caller: CallerDep
+    study_instance_uid: StudyUid, request: Request, runtime: RuntimeDep, caller: CallerDep
 ) -> Response:
     """Search for the instances of a study (QIDO-RS)."""
     return _search(request, runtime, caller, Level.INSTANCE, study_instance_uid)
 
 
-@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}/instances")
+@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}/instances", **_SEARCH)
 def search_for_series_instances(
-    study_instance_uid: str,
-    series_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -237,26 +329,26 @@ def _metadata(
     return JSONResponse(items, media_type=DICOM_JSON)
 
 
-@router.get("/studies/{study_instance_uid}")
+@router.get("/studies/{study_instance_uid}", **_RETRIEVE)
 def retrieve_study(
-    study_instance_uid: str, request: Request, runtime: RuntimeDep, caller: CallerDep
+    study_instance_uid: StudyUid, request: Request, runtime: RuntimeDep, caller: CallerDep
 ) -> Response:
     """Retrieve a study's instances (WADO-RS)."""
     return _retrieve(request, runtime, caller, study_instance_uid)
 
 
-@router.get("/studies/{study_instance_uid}/metadata")
+@router.get("/studies/{study_instance_uid}/metadata", **_METADATA)
 def retrieve_study_metadata(
-    study_instance_uid: str, request: Request, runtime: RuntimeDep, caller: CallerDep
+    study_instance_uid: StudyUid, request: Request, runtime: RuntimeDep, caller: CallerDep
 ) -> Response:
     """Retrieve a study's metadata (WADO-RS)."""
     return _metadata(request, runtime, caller, study_instance_uid)
 
 
-@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}")
+@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}", **_RETRIEVE)
 def retrieve_series(
-    study_instance_uid: str,
-    series_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -265,10 +357,10 @@ def retrieve_series(
     return _retrieve(request, runtime, caller, study_instance_uid, series_instance_uid)
 
 
-@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}/metadata")
+@router.get("/studies/{study_instance_uid}/series/{series_instance_uid}/metadata", **_METADATA)
 def retrieve_series_metadata(
-    study_instance_uid: str,
-    series_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -282,11 +374,11 @@ _INSTANCE = (
 )
 
 
-@router.get(_INSTANCE)
+@router.get(_INSTANCE, **_RETRIEVE)
 def retrieve_instance(
-    study_instance_uid: str,
-    series_instance_uid: str,
-    sop_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
+    sop_instance_uid: SopUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -297,11 +389,11 @@ def retrieve_instance(
     )
 
 
-@router.get(f"{_INSTANCE}/metadata")
+@router.get(f"{_INSTANCE}/metadata", **_METADATA)
 def retrieve_instance_metadata(
-    study_instance_uid: str,
-    series_instance_uid: str,
-    sop_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
+    sop_instance_uid: SopUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -312,12 +404,12 @@ def retrieve_instance_metadata(
     )
 
 
-@router.get(f"{_INSTANCE}/frames/{{frame_list}}")
+@router.get(f"{_INSTANCE}/frames/{{frame_list}}", **_RETRIEVE)
 def retrieve_frames(
-    study_instance_uid: str,
-    series_instance_uid: str,
-    sop_instance_uid: str,
-    frame_list: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
+    sop_instance_uid: SopUid,
+    frame_list: FrameList,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -336,12 +428,12 @@ def retrieve_frames(
     return _stream(request, payload)
 
 
-@router.get(f"{_INSTANCE}/bulk/{{tag}}")
+@router.get(f"{_INSTANCE}/bulk/{{tag}}", **_RETRIEVE)
 def retrieve_bulk_data(
-    study_instance_uid: str,
-    series_instance_uid: str,
-    sop_instance_uid: str,
-    tag: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
+    sop_instance_uid: SopUid,
+    tag: BulkTag,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,
@@ -360,11 +452,11 @@ def retrieve_bulk_data(
     return _stream(request, payload)
 
 
-@router.get(f"{_INSTANCE}/rendered")
+@router.get(f"{_INSTANCE}/rendered", **_RENDERED)
 def retrieve_rendered_instance(
-    study_instance_uid: str,
-    series_instance_uid: str,
-    sop_instance_uid: str,
+    study_instance_uid: StudyUid,
+    series_instance_uid: SeriesUid,
+    sop_instance_uid: SopUid,
     request: Request,
     runtime: RuntimeDep,
     caller: CallerDep,

@@ -14,6 +14,8 @@ from soi.services import list_study_page, study_detail
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 _UID = r"^[0-9.]{1,64}$"
+#: The largest offset a database takes (a signed 32-bit integer everywhere).
+_MAX_OFFSET = 2**31 - 1
 
 
 @router.get("", response_model=Page, responses={401: {}})
@@ -21,7 +23,7 @@ def list_studies(
     runtime: RuntimeDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
 ) -> Page:
     """Studies the caller may see, most recently received first, with their state and jobs."""
     return list_study_page(runtime.database, caller=caller, limit=limit, offset=offset)

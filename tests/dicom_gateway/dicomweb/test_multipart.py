@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +98,39 @@ class TestSpoolBody:
             assert spool.read() == data
         finally:
             spool.close()
+
+    def test_a_body_of_declared_length_up_to_16_mib_is_kept_in_memory(self) -> None:
+        data = bytes(range(256)) * 40_000  # 10 MB, as one radiograph
+        spool = asyncio.run(
+            spool_body(_chunks(data, 65536), max_bytes=1 << 30, declared_length=len(data))
+        )
+        try:
+            assert isinstance(spool, io.BytesIO)
+            assert spool.read() == data
+        finally:
+            spool.close()
+
+    def test_a_larger_declared_body_is_spooled(self, tmp_path: Path) -> None:
+        data = b"\x5a" * ((16 << 20) + 1)
+        spool = asyncio.run(
+            spool_body(
+                _chunks(data, 1 << 20),
+                max_bytes=1 << 30,
+                directory=tmp_path,
+                declared_length=len(data),
+            )
+        )
+        try:
+            assert isinstance(spool, tempfile.SpooledTemporaryFile)
+            assert spool.read() == data
+        finally:
+            spool.close()
+
+    def test_no_more_than_the_declared_length_is_kept(self) -> None:
+        with pytest.raises(PayloadTooLargeError, match="exceeds the limit of 1000 bytes"):
+            asyncio.run(
+                spool_body(_chunks(b"x" * 1001, 100), max_bytes=1 << 30, declared_length=1000)
+            )
 
     def test_refuses_a_declared_length_over_the_limit(self) -> None:
         with pytest.raises(PayloadTooLargeError, match="of 2049 bytes"):

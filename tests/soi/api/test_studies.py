@@ -207,7 +207,7 @@ class TestAudit:
         by_study = client.get("/admin/audit", params={"study": UID_A}, headers=admin).json()
         assert [e["action"] for e in by_study["items"]] == ["study.read"]
         unknown = client.get("/admin/audit", params={"patient": "nobody"}, headers=admin).json()
-        assert unknown == {"patient_ids": [], "items": []}
+        assert unknown == {"patient_ids": [], "items": [], "next_before_id": None}
 
         again = client.get("/admin/audit", params={"patient": CCCD_B}, headers=admin).json()
         assert [e["action"] for e in again["items"]][:1] == ["audit.read"]

@@ -55,6 +55,26 @@
     return { data, response };
   }
 
+  /* element("tr", { className: "x", text: "…", title: "…" }, child, "text", …): a DOM
+   * element with its attributes and children; text is always set as text, never HTML. */
+  function element(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "className") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) {
+        node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      }
+    }
+    return node;
+  }
+
+  window.SoiDom = { element };
+
   window.SoiApi = {
     ApiError,
     csrfToken,

@@ -16,6 +16,7 @@ from pydicom import Dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dicom_gateway.buffers import BytesLike
 from dicom_gateway.errors import InvalidInstanceError
 from dicom_gateway.identifiers import IdentifierPolicy, patient_record_from_dataset
 from dicom_gateway.instance import ParsedInstance, parse_instance
@@ -141,7 +142,7 @@ class Ingestor:
 
     def store(
         self,
-        encoded_dataset: bytes,
+        encoded_dataset: BytesLike,
         *,
         transfer_syntax_uid: str,
         sop_class_uid: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import warnings
 import zlib
@@ -19,6 +18,7 @@ from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
+from dicom_gateway.buffers import BufferReader, BytesLike
 from dicom_gateway.errors import InvalidInstanceError
 from dicom_gateway.sop_classes import is_image_storage, sop_class_name
 from dicom_gateway.status import StoreStatus
@@ -53,7 +53,7 @@ class ParsedInstance:
     study_instance_uid: str
     series_instance_uid: str
     preamble_and_meta: bytes
-    encoded_dataset: bytes
+    encoded_dataset: BytesLike
 
     @property
     def size(self) -> int:
@@ -85,7 +85,7 @@ def file_meta_bytes(
 
 
 def parse_instance(
-    encoded_dataset: bytes,
+    encoded_dataset: BytesLike,
     *,
     transfer_syntax_uid: str,
     affected_sop_class_uid: str,
@@ -97,7 +97,8 @@ def parse_instance(
     Parameters
     ----------
     encoded_dataset:
-        The data set as received, encoded in ``transfer_syntax_uid``, without file meta.
+        The data set as received, encoded in ``transfer_syntax_uid``, without file meta
+        (read in place, not copied).
     transfer_syntax_uid:
         The transfer syntax of the presentation context it came on.
     affected_sop_class_uid, affected_sop_instance_uid:
@@ -185,7 +186,7 @@ def _text(dataset: Dataset, tag: int) -> str:
     return str(value).strip().rstrip("\x00").strip()
 
 
-def _inflate(encoded_dataset: bytes) -> bytes:
+def _inflate(encoded_dataset: BytesLike) -> bytes:
     try:
         return zlib.decompress(encoded_dataset, -zlib.MAX_WBITS)
     except zlib.error as exc:
@@ -194,14 +195,17 @@ def _inflate(encoded_dataset: bytes) -> bytes:
         ) from None
 
 
-def _read_header(body: bytes, syntax: UID) -> Dataset:
+def _read_header(body: BytesLike, syntax: UID) -> Dataset:
     """Read the data set's elements; values over 1 MiB (pixel data) stay unread in ``body``."""
-    buffer = io.BytesIO(body)
+    buffer = BufferReader(body)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dataset = read_dataset(
-                buffer, syntax.is_implicit_VR, syntax.is_little_endian, defer_size=_DEFER_BYTES
+                buffer.as_binary_io(),
+                syntax.is_implicit_VR,
+                syntax.is_little_endian,
+                defer_size=_DEFER_BYTES,
             )
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise InvalidInstanceError(
@@ -221,7 +225,7 @@ def _read_header(body: bytes, syntax: UID) -> Dataset:
     return dataset
 
 
-def _check_complete(dataset: Dataset, body: bytes, *, explicit_vr: bool) -> None:
+def _check_complete(dataset: Dataset, body: BytesLike, *, explicit_vr: bool) -> None:
     """Refuse bytes that are not elements, or elements that promise more than was received."""
     for tag in list(dataset.keys()):
         element = dataset.get_item(tag, keep_deferred=True)
@@ -248,7 +252,9 @@ def _check_complete(dataset: Dataset, body: bytes, *, explicit_vr: bool) -> None
             )
 
 
-def _check_pixel_data(dataset: Dataset, body: bytes, *, sop_class_uid: str, syntax: UID) -> None:
+def _check_pixel_data(
+    dataset: Dataset, body: BytesLike, *, sop_class_uid: str, syntax: UID
+) -> None:
     present = [tag for tag in _PIXEL_TAGS if tag in dataset]
     if not present:
         raise InvalidInstanceError(
@@ -260,7 +266,7 @@ def _check_pixel_data(dataset: Dataset, body: bytes, *, sop_class_uid: str, synt
     if isinstance(element, RawDataElement) and element.value is None:
         start = element.value_tell
         size = element.length
-        head = body[start : start + 4]
+        head = bytes(body[start : start + 4])
     else:
         value = element.value if isinstance(element, RawDataElement) else dataset[tag].value
         size = 0 if value is None else len(value)

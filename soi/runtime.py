@@ -86,7 +86,11 @@ class Runtime:
         database = open_database(settings)
         registry = ModelRegistry(settings.models_dir)
         result_files = ResultFileStore(settings.results_dir)
-        files = InstanceFileStore(settings.instances_dir, min_free_bytes=settings.min_free_bytes)
+        files = InstanceFileStore(
+            settings.instances_dir,
+            min_free_bytes=settings.min_free_bytes,
+            direct_io=settings.direct_io,
+        )
         removed = files.clean_temporary()
         if removed:
             _log.warning("removed partial files left by an interrupted write", count=removed)

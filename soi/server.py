@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import signal
 import sys
 import threading
@@ -17,7 +19,7 @@ from soi.runtime import Runtime
 from soi.settings import Settings
 from store import User
 
-__all__ = ["run_workers", "serve"]
+__all__ = ["keep_large_buffers_in_heap", "run_workers", "serve"]
 
 _log = structlog.get_logger("soi.server")
 
@@ -46,6 +48,7 @@ def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> None:
     they listen, and on a stop signal stops accepting, lets associations in progress
     end, and closes the database.
     """
+    keep_large_buffers_in_heap()
     runtime = Runtime.build(settings, with_workers=True)
     listener = runtime.listener
     assert listener is not None
@@ -188,6 +191,42 @@ def run_workers(settings: Settings, *, echo: Callable[[str], None] = print) -> N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         echo("Stopped.")
+
+
+#: glibc's ``mallopt`` parameters, from <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Buffers up to this size come from the heap and are reused (a large CT frame set is
+#: still mapped on its own).
+_HEAP_BUFFERS_UP_TO = 32 << 20  # glibc refuses more (half its 64 MiB arena heap)
+
+
+def keep_large_buffers_in_heap() -> bool:
+    """Have glibc reuse freed memory for received instances instead of mapping it anew.
+
+    Every instance received passes through buffers of its full size (8 MB for a chest
+    radiograph). By default glibc maps each such buffer from the kernel and unmaps it
+    when freed, so every new buffer is zero-filled page by page by the kernel again:
+    about a third of the server's CPU time when radiographs arrive. Raising the
+    mapping threshold (and the heap trim threshold with it) keeps them in the heap,
+    where the next instance reuses them; the process keeps the memory of its busiest
+    moment. Returns whether the allocator took the setting (glibc on Linux only).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mapped = mallopt(_M_MMAP_THRESHOLD, _HEAP_BUFFERS_UP_TO)
+    trimmed = mallopt(_M_TRIM_THRESHOLD, 4 * _HEAP_BUFFERS_UP_TO)
+    return bool(mapped and trimmed)
 
 
 def _has_users(runtime: Runtime) -> bool:

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         300.0, gt=0, le=86_400, description="How long a failed sign-in counts."
     )
     min_free_mb: int = Field(1024, ge=0, description="Refuse instances below this free space.")
+    direct_io: bool = Field(
+        True,
+        description="Write instance files of 1 MiB or more around the page cache (O_DIRECT), "
+        "where the file system takes it.",
+    )
     quiet_period_seconds: float = Field(
         30.0, ge=0, description="A study is stable after this long without a new instance."
     )

@@ -11,11 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
+from store.direct_io import AlignedBuffers, DirectIoRefused, write_direct
 from store.errors import FileStoreError, InsufficientStorageError
 
 __all__ = ["InstanceFileStore", "ResultFileStore", "StoredFile", "fsync_dir"]
 
 _TMP_SUFFIX = ".part"
+_log = structlog.get_logger("soi.store")
+#: Files from this size on are written with direct I/O (smaller ones gain nothing).
+_DIRECT_FROM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +48,19 @@ class InstanceFileStore:
     min_free_bytes:
         Free-space floor: a write that would leave less than this is refused with
         :class:`~store.errors.InsufficientStorageError`.
+    direct_io:
+        Write files of 1 MiB or more around the page cache (:mod:`store.direct_io`),
+        where the file system takes it; otherwise every file goes through the page
+        cache.
     """
 
-    def __init__(self, root: Path, *, min_free_bytes: int = 0) -> None:
+    def __init__(self, root: Path, *, min_free_bytes: int = 0, direct_io: bool = True) -> None:
         if min_free_bytes < 0:
             raise ValueError(f"`min_free_bytes` must be >= 0, {min_free_bytes} is given")
         self.root = root
         self.min_free_bytes = min_free_bytes
+        self.direct_io = direct_io
+        self._buffers = AlignedBuffers()
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._prepare_fanout()
@@ -96,7 +108,7 @@ class InstanceFileStore:
     def write(
         self,
         sop_instance_uid: str,
-        chunks: Iterable[bytes | memoryview],
+        chunks: Iterable[bytes | bytearray | memoryview],
         *,
         sync_dir: bool = True,
     ) -> StoredFile:
@@ -123,19 +135,8 @@ class InstanceFileStore:
         # The hash and the write both release the GIL: compute them side by side.
         hasher = threading.Thread(target=_hash_into, args=(digest, parts), daemon=True)
         hasher.start()
-        size = 0
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
-                for chunk in parts:
-                    view = memoryview(chunk)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                        size += written
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            size = self._write_synced(tmp, parts)
             created = _makedirs(final.parent)
             os.replace(tmp, final)
             if sync_dir:
@@ -155,6 +156,28 @@ class InstanceFileStore:
             sha256=digest.hexdigest(),
             folder=None if sync_dir else final.parent,
         )
+
+    def _write_synced(self, path: Path, parts: list[bytes | bytearray | memoryview]) -> int:
+        """Create ``path`` with ``parts`` and fsync it: directly when it pays, else buffered."""
+        if self.direct_io and sum(len(part) for part in parts) >= _DIRECT_FROM_BYTES:
+            try:
+                return write_direct(path, parts, self._buffers)
+            except DirectIoRefused as exc:
+                self.direct_io = False
+                _log.info("instance files are written through the page cache", reason=str(exc))
+        size = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            for chunk in parts:
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                    size += written
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return size
 
     def read(self, relative_path: str) -> bytes:
         """Return the bytes of a stored file."""
@@ -179,7 +202,7 @@ class InstanceFileStore:
         return removed
 
 
-def _hash_into(digest: hashlib._Hash, parts: list[bytes | memoryview]) -> None:
+def _hash_into(digest: hashlib._Hash, parts: list[bytes | bytearray | memoryview]) -> None:
     for part in parts:
         digest.update(part)
 

@@ -13,7 +13,6 @@ close delimiter, transport padding); DICOM PS3.18 section 8.6.1.2 (multipart pay
 
 from __future__ import annotations
 
-import io
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from dicom_gateway.buffers import BufferReader
 from dicom_gateway.dicomweb.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -103,7 +103,8 @@ async def spool_body(
     """Receive a request body into a temporary file, refusing it past ``max_bytes``.
 
     A body whose ``declared_length`` is at most 16 MiB (one radiograph, or a few
-    smaller instances) is kept in memory. Any other is kept in memory up to 4 MiB,
+    smaller instances) is kept in memory, as a :class:`BufferReader` whose parts are
+    then read in place. Any other is kept in memory up to 4 MiB,
     then on disk in ``directory``, and removed when closed. It is returned
     positioned at its start.
 
@@ -153,7 +154,7 @@ async def _receive_in_memory(chunks: AsyncIterator[bytes], max_bytes: int) -> IO
         received += len(chunk)
         _check_size(received, max_bytes)
         parts.append(chunk)
-    return io.BytesIO(b"".join(parts))
+    return BufferReader(b"".join(parts)).as_binary_io()
 
 
 def _check_size(received: int, max_bytes: int) -> None:
@@ -166,6 +167,12 @@ def _check_size(received: int, max_bytes: int) -> None:
 
 def _find_all(stream: IO[bytes], pattern: bytes) -> Iterator[int]:
     """Yield the offsets of ``pattern`` in ``stream``, reading 1 MiB at a time."""
+    if isinstance(stream, BufferReader):  # in memory: search it where it lies
+        position = stream.find(pattern)
+        while position != -1:
+            yield position
+            position = stream.find(pattern, position + 1)
+        return
     stream.seek(0)
     carry = b""
     base = 0  # offset of carry[0]
@@ -264,8 +271,10 @@ def scan_parts(stream: IO[bytes], boundary: str) -> list[PartSpan]:
     )
 
 
-def read_part(stream: IO[bytes], span: PartSpan) -> bytes:
-    """Return the content of one part."""
+def read_part(stream: IO[bytes], span: PartSpan) -> bytes | memoryview:
+    """Return the content of one part (a view of it, not a copy, for a body in memory)."""
+    if isinstance(stream, BufferReader):
+        return stream.view(span.start, span.end)
     return _read_at(stream, span.start, span.size)
 
 

@@ -15,7 +15,6 @@ Module, Failure Reasons); PS3.10 section 7 (the DICOM file format of each part).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -25,6 +24,7 @@ from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 
+from dicom_gateway.buffers import BufferReader, BytesLike
 from dicom_gateway.dicomweb.errors import InvalidRequestError, UnsupportedMediaTypeError
 from dicom_gateway.dicomweb.media import DICOM, MULTIPART_RELATED, parse_media_type
 from dicom_gateway.dicomweb.multipart import PartSpan, read_part, scan_parts
@@ -156,7 +156,7 @@ class _PartError(Exception):
         self.uids = uids
 
 
-def _read_file_meta(data: bytes) -> tuple[Dataset, int]:
+def _read_file_meta(data: BytesLike) -> tuple[Dataset, int]:
     """Return the File Meta Information of a DICOM file and where its data set starts.
 
     A file without the 128-byte preamble and ``DICM`` prefix whose first element is
@@ -172,10 +172,12 @@ def _read_file_meta(data: bytes) -> tuple[Dataset, int]:
             StoreStatus.CANNOT_DECODE,
             "not a DICOM file (PS3.10): no 'DICM' prefix after the 128-byte preamble",
         )
-    stream = io.BytesIO(data)
+    stream = BufferReader(data)
     stream.seek(start)
     try:
-        meta = read_dataset(stream, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
+        meta = read_dataset(
+            stream.as_binary_io(), False, True, stop_when=lambda tag, vr, length: tag.group != 2
+        )
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise _PartError(
             StoreStatus.CANNOT_DECODE, f"the File Meta Information cannot be read: {exc}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
+from dicom_gateway.buffers import BufferReader
 from dicom_gateway.dicomweb import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -32,12 +34,17 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
+#: A body as spooled to a file (read through its stream) and as kept in memory (read in place).
+STREAMS: list[Callable[[bytes], IO[bytes]]] = [io.BytesIO, lambda data: BufferReader(data)]
+
+
 class TestScanParts:
-    def test_round_trip(self) -> None:
+    @pytest.mark.parametrize("stream_of", STREAMS, ids=["spooled", "in-memory"])
+    def test_round_trip(self, stream_of: Callable[[bytes], IO[bytes]]) -> None:
         contents = [b"first", b"", b"\r\n--not-the-boundary\r\n", bytes(range(256)) * 5000]
-        stream = io.BytesIO(_body(contents))
+        stream = stream_of(_body(contents))
         spans = scan_parts(stream, "b0undary")
-        assert [read_part(stream, span) for span in spans] == contents
+        assert [bytes(read_part(stream, span)) for span in spans] == contents
         assert [span.index for span in spans] == [1, 2, 3, 4]
         assert spans[0].content_type == "application/dicom"
 
@@ -57,14 +64,21 @@ class TestScanParts:
         assert span.content_type == "text/plain"
         assert read_part(stream, span) == b"body"
 
-    def test_delimiter_split_across_reads(self) -> None:
+    @pytest.mark.parametrize("stream_of", STREAMS, ids=["spooled", "in-memory"])
+    def test_delimiter_split_across_reads(self, stream_of: Callable[[bytes], IO[bytes]]) -> None:
         # The first part ends exactly where the 1 MiB read window ends.
         head = b"--bb\r\n\r\n"
         filler = b"x" * ((1 << 20) - len(head) - 3)
         data = head + filler + b"\r\n--bb\r\n\r\ny\r\n--bb--\r\n"
-        stream = io.BytesIO(data)
+        stream = stream_of(data)
         spans = scan_parts(stream, "bb")
-        assert [read_part(stream, s) for s in spans] == [filler, b"y"]
+        assert [bytes(read_part(stream, s)) for s in spans] == [filler, b"y"]
+
+    def test_parts_of_a_body_in_memory_are_views_not_copies(self) -> None:
+        stream = BufferReader(_body([b"first", b"second"]))
+        parts = [read_part(stream, span) for span in scan_parts(stream, "b0undary")]
+        assert all(isinstance(part, memoryview) for part in parts)
+        assert [bytes(part) for part in parts] == [b"first", b"second"]
 
     @pytest.mark.parametrize(
         ("data", "match"),
@@ -105,7 +119,7 @@ class TestSpoolBody:
             spool_body(_chunks(data, 65536), max_bytes=1 << 30, declared_length=len(data))
         )
         try:
-            assert isinstance(spool, io.BytesIO)
+            assert isinstance(spool, BufferReader)
             assert spool.read() == data
         finally:
             spool.close()

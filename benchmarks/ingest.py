@@ -4,9 +4,11 @@ The machine this runs on is shared and noisy, so absolute figures move from
 one run to the next; what this script reports is measured in one go, on the
 same files and the same disk:
 
-1. the disk's own fsync'd write rate for the same bytes (each file written to
-   a new file, the file fsync'd, then its folder fsync'd): the physical
-   limit of a server that makes every instance durable before answering;
+1. the disk's fsync'd write rate for the same bytes by one writer through the
+   page cache (each file written to a new file, the file fsync'd, then its
+   folder fsync'd): what one thread that makes every instance durable before
+   answering gets from this disk. It is not a ceiling for Soi, which writes
+   large instances with direct I/O from several receiving processes;
 2. Orthanc 1.10 receiving every instance from DCMTK ``storescu`` over 1
    association, then over 4 parallel associations (4 storescu processes,
    a quarter of the files each);
@@ -751,7 +753,7 @@ def report(
         table.add_column(column, justify="right" if column != "run" else "left")
     table.add_column("max PDV", justify="right")
     table.add_row(
-        "disk: write + fsync file + fsync dir",
+        "disk, 1 writer: write + fsync file + dir",
         "-",
         _fmt(disk.files_per_s),
         _fmt(disk.mb_per_s),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import weakref
 from collections.abc import Sequence
@@ -61,6 +62,28 @@ class DimseConfig:
             raise ValueError(f"`port` must be 0 to 65535, {self.port} is given")
 
 
+def _server_class(sock: socket.socket | None) -> type[ThreadedAssociationServer]:
+    """pynetdicom's server class, or one that accepts on the listening socket ``sock``."""
+    if sock is None:
+        return ThreadedAssociationServer
+    listening = sock
+
+    class _SharedSocketServer(ThreadedAssociationServer):
+        def server_bind(self) -> None:
+            if self.socket is not None:
+                self.socket.close()  # the one TCPServer made: unused
+            # Every process is woken by a new connection and one takes it: accept()
+            # must not block in the others (it fails at once, and they wait again).
+            listening.setblocking(False)
+            self.socket = listening
+            self.server_address = listening.getsockname()
+
+        def server_activate(self) -> None:
+            """Already listening."""
+
+    return _SharedSocketServer
+
+
 class DicomListener:
     """Runs the C-ECHO / C-STORE SCP in background threads.
 
@@ -110,8 +133,12 @@ class DicomListener:
         """Whether the listener accepts connections."""
         return self._server is not None
 
-    def start(self) -> None:
-        """Start listening; returns once the port is bound."""
+    def start(self, sock: socket.socket | None = None) -> None:
+        """Start listening; returns once the port is bound.
+
+        With ``sock``, accept on that listening socket instead of binding one: several
+        processes given the same socket share its connections (``soi serve``).
+        """
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -120,7 +147,7 @@ class DicomListener:
         server = self.ae.make_server(
             (self.config.host, self.config.port),
             evt_handlers=handlers,
-            server_class=ThreadedAssociationServer,
+            server_class=_server_class(sock),
             request_handler=BulkReadRequestHandler,
         )
         thread = threading.Thread(

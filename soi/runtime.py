@@ -68,12 +68,23 @@ class Runtime:
     listener: DicomListener | None = field(default=None)
     workers: list[JobWorker] = field(default_factory=list)
     senders: list[DeliveryWorker] = field(default_factory=list)
+    #: How many processes of one ``soi serve`` receive on the same ports (this one too).
+    receiving_processes: int = 1
 
     @classmethod
     def build(
-        cls, settings: Settings, *, with_listener: bool = True, with_workers: bool = False
+        cls,
+        settings: Settings,
+        *,
+        with_listener: bool = True,
+        with_workers: bool = False,
+        first_process: bool = True,
     ) -> Runtime:
         """Open the store (migrating it on first start) and build the services.
+
+        The first process of ``soi serve`` removes what an interrupted write left in
+        the data folder; another receiving process (``first_process=False``) leaves the
+        data folder alone, where the first one is writing.
 
         With ``with_workers``, load the models of the available pipelines and make
         ``settings.workers`` job workers that share them.
@@ -91,7 +102,7 @@ class Runtime:
             min_free_bytes=settings.min_free_bytes,
             direct_io=settings.direct_io,
         )
-        removed = files.clean_temporary()
+        removed = files.clean_temporary() if first_process else 0
         if removed:
             _log.warning("removed partial files left by an interrupted write", count=removed)
         router = Router.from_file(settings.routing_rules)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -169,7 +170,16 @@ class Settings(BaseSettings):
         None, description="Storage SOP classes accepted (UIDs or keywords); default: all."
     )
     max_pdu_kb: int = Field(4096, ge=16, le=65536, description="Maximum PDU size received.")
-    max_associations: int = Field(16, ge=1, le=256)
+    max_associations: int = Field(
+        16, ge=1, le=256, description="Associations at once, per receiving process."
+    )
+    receiving_processes: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Processes of `soi serve` that receive DICOM and HTTP on the same ports "
+        "(0: one per CPU core, at most 4).",
+    )
     dicomweb_max_request_mb: int = Field(
         512,
         ge=1,
@@ -321,6 +331,14 @@ class Settings(BaseSettings):
     def results_dir(self) -> Path:
         """Folder of result files (heatmap arrays and overlays)."""
         return self.data_dir / "results"
+
+    @property
+    def receiving_process_count(self) -> int:
+        """How many processes receive: ``receiving_processes``, or one per CPU core (1 to 4)."""
+        if self.receiving_processes:
+            return self.receiving_processes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(cores or 1, 4))
 
     @property
     def min_free_bytes(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import FastAPI
 
 from soi import __version__
@@ -33,7 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="AI-assisted diagnostic imaging service: studies received, jobs, results.",
     )
     app.state.runtime = runtime
-    app.state.login_limiter = login_limiter(runtime.settings)
+    app.state.login_limiter = login_limiter(runtime.settings, runtime.receiving_processes)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(studies.router)
@@ -49,10 +51,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     return app
 
 
-def login_limiter(settings: Settings) -> LoginLimiter:
-    """The counter of failed sign-ins of one API process."""
+def login_limiter(settings: Settings, processes: int = 1) -> LoginLimiter:
+    """The counter of failed sign-ins of one of ``processes`` API processes.
+
+    The kernel spreads connections over the processes, each counting what it sees:
+    each allows its share of the limits, so that together they allow about the limits.
+    """
     return LoginLimiter(
-        max_failures=settings.login_max_failures,
-        max_failures_per_address=settings.login_max_failures_per_address,
+        max_failures=math.ceil(settings.login_max_failures / processes),
+        max_failures_per_address=math.ceil(settings.login_max_failures_per_address / processes),
         window_seconds=settings.login_window_seconds,
     )

@@ -577,10 +577,14 @@ class UploadStore:
         if not self.directory.is_dir():
             return 0
         removed = 0
+        # A temporary file, or bytes with no state yet, may be another receiving
+        # process's write in progress: only an old one is a crash's leftover.
+        settled = time.time() - 3600
         for path in self.directory.iterdir():
             if path.name.endswith(".tmp"):
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    if path.stat().st_mtime < settled:
+                        path.unlink()
             elif path.suffix == ".json":
                 upload = self.load(path.stem)
                 if upload is None:
@@ -592,7 +596,8 @@ class UploadStore:
                     self.drop_part(upload)
             elif path.suffix == ".part" and not self._state_path(path.stem).exists():
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    if path.stat().st_mtime < settled:
+                        path.unlink()
         self._sweep_batches()
         if removed:
             _log.info("expired uploads removed", count=removed)

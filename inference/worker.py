@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from store import (
+    DEFAULT_CRITICAL_LABELS,
     AuditOutcome,
     Database,
     FindingRecord,
@@ -184,6 +185,9 @@ class JobWorker:
     after_result:
         Called with (session, result id, study id) in the transaction that stores each
         result, e.g. to plan its deliveries: they commit with it, or not at all.
+    critical_labels:
+        Finding labels whose positive finding makes a study critical on the worklist;
+        the study's urgency is updated in the transaction that stores each result.
     """
 
     def __init__(
@@ -197,6 +201,7 @@ class JobWorker:
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int = 3,
         after_result: ResultHook | None = None,
+        critical_labels: Collection[str] = DEFAULT_CRITICAL_LABELS,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"`max_attempts` must be a positive number, {max_attempts} is given")
@@ -210,6 +215,7 @@ class JobWorker:
         self.lease = lease
         self.max_attempts = max_attempts
         self.after_result = after_result
+        self.critical_labels = frozenset(critical_labels)
 
     @property
     def pipelines(self) -> frozenset[str]:
@@ -323,6 +329,7 @@ class JobWorker:
                 reason=output.reason,
                 findings=output.findings,
                 details=output.details,
+                critical_labels=self.critical_labels,
             )
             self._audit(session, job, claimed, output.state.value, result.id)
             if self.after_result is not None:
@@ -357,6 +364,7 @@ class JobWorker:
                         model_version=handler.model_version,
                         state=ResultState.FAILED,
                         reason=why,
+                        critical_labels=self.critical_labels,
                     )
                     self._audit(session, job, claimed, "failed", result.id)
                     result_id = int(result.id)

@@ -137,6 +137,7 @@ class Runtime:
                     lease=timedelta(seconds=settings.job_lease_seconds),
                     max_attempts=settings.job_max_attempts,
                     after_result=planner,
+                    critical_labels=settings.critical_findings,
                 )
                 for index in range(settings.workers)
             ]

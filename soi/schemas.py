@@ -6,7 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store import DeliveryState, IdentifierKind, ResultState, ResultStatus, StudyState
+from store import (
+    DeliveryState,
+    IdentifierKind,
+    ResultState,
+    ResultStatus,
+    ReviewState,
+    StudyState,
+)
 
 __all__ = [
     "AuditEventOut",
@@ -22,6 +29,7 @@ __all__ = [
     "Me",
     "Page",
     "PatientIdentifierOut",
+    "PatientIdentifierValueOut",
     "ProblemDetails",
     "ResultFindingOut",
     "ResultLinks",
@@ -33,6 +41,9 @@ __all__ = [
     "StudyDetail",
     "StudyResults",
     "StudySummary",
+    "WorklistFindingOut",
+    "WorklistItem",
+    "WorklistPageOut",
 ]
 
 
@@ -439,3 +450,57 @@ class ModelOut(BaseModel):
     targets: list[ModelTargetOut]
     created_at: datetime
     card: str = Field(description="path of the model card (Markdown)")
+
+
+class WorklistFindingOut(BaseModel):
+    """One of a study's top AI findings (positive first, most likely first)."""
+
+    label: str = Field(description="the model's name for the finding, e.g. pneumothorax")
+    probability: float = Field(description="the model's output, 0 to 1")
+    positive: bool
+
+
+class PatientIdentifierValueOut(BaseModel):
+    """An identifier shown with a patient."""
+
+    kind: IdentifierKind = Field(description="national_id (CCCD), health_insurance (BHYT), …")
+    value: str
+
+
+class WorklistItem(BaseModel):
+    """A study on the radiologists' worklist."""
+
+    study_instance_uid: str
+    patient_name: str
+    patient_identifier: PatientIdentifierValueOut | None = Field(
+        description="a national identifier, else the facility's record number"
+    )
+    facility: str = Field(description="the facility's code")
+    facility_name: str
+    modalities: str
+    study_date: str = Field(description="YYYYMMDD, or empty")
+    received_at: datetime = Field(description="when the study's first instance arrived")
+    waiting_minutes: int = Field(description="minutes since then")
+    state: StudyState = Field(description="receiving, or stable (assembled)")
+    quality_gate: str | None = Field(
+        description="passed or failed when the newest AI result says so, else null"
+    )
+    urgency: int = Field(
+        description="0 critical AI finding, 1 AI positive, 2 AI normal, 3 no AI result"
+    )
+    urgency_score: float = Field(description="the highest probability of a positive finding")
+    findings: list[WorklistFindingOut] = Field(description="the top findings, at most 3")
+    model_name: str | None
+    model_version: str | None
+    ai_preliminary: bool = Field(description="an AI result not yet signed by a clinician")
+    review_state: ReviewState = Field(description="unread, in_review, signed or amended")
+    assigned_to: str | None = Field(description="the username of the assigned reader")
+
+
+class WorklistPageOut(BaseModel):
+    """A page of the worklist: open studies first, most urgent first, oldest first."""
+
+    total: int = Field(description="the studies matching the filters, in all")
+    limit: int
+    offset: int
+    items: list[WorklistItem]

@@ -16,6 +16,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from store import DEFAULT_CRITICAL_LABELS
+
 __all__ = [
     "SHIPPED_MODELS_DIR",
     "SHIPPED_SAMPLES_DIR",
@@ -253,6 +255,11 @@ class Settings(BaseSettings):
     report_language: Literal["vi", "en"] = Field(
         "vi", description="Language of the reports of facilities that have chosen none."
     )
+    critical_findings: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CRITICAL_LABELS),
+        description="Finding labels whose positive finding puts a study first on the "
+        "worklist (urgency critical).",
+    )
     fhir_identifier_systems: dict[NationalKind, str] = Field(
         default_factory=dict,
         description="FHIR identifier systems replacing VN Core's defaults, by kind.",
@@ -269,6 +276,16 @@ class Settings(BaseSettings):
     )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("critical_findings")
+    @classmethod
+    def _check_critical_findings(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not label or len(label) > 64:
+                raise ValueError(
+                    f"`critical_findings` labels must be 1 to 64 characters, {label!r} is given"
+                )
+        return value
 
     @field_validator("ae_title")
     @classmethod

@@ -22,9 +22,13 @@ from store.enums import (
     DeliveryState,
     IdentifierKind,
     JobState,
+    ReportStatus,
     ResultState,
     ResultStatus,
+    ReviewDecision,
+    ReviewState,
     StudyState,
+    Urgency,
     UserRole,
 )
 from store.errors import (
@@ -74,10 +78,12 @@ from store.models import (
     DicomPeer,
     Facility,
     Finding,
+    FindingReview,
     Instance,
     Job,
     Patient,
     PatientIdentifier,
+    Report,
     Result,
     Series,
     Study,
@@ -108,6 +114,7 @@ from store.results import (
     record_result,
     result_reason,
 )
+from store.reviews import record_finding_review
 from store.studies import (
     count_studies,
     get_study,
@@ -118,6 +125,12 @@ from store.studies import (
     study_pipelines,
 )
 from store.types import utcnow
+from store.urgency import (
+    DEFAULT_CRITICAL_LABELS,
+    StudyUrgency,
+    refresh_study_urgency,
+    study_urgency,
+)
 from store.users import (
     FACILITY_ROLES,
     PASSWORDLESS_ROLES,
@@ -138,10 +151,22 @@ from store.users import (
     touch_token,
     verify_token,
 )
+from store.worklist import (
+    CLOSED_REVIEW_STATES,
+    OPEN_REVIEW_STATES,
+    WorklistFilter,
+    WorklistFinding,
+    WorklistPage,
+    WorklistRow,
+    worklist_page,
+)
 
 __all__ = [
+    "CLOSED_REVIEW_STATES",
+    "DEFAULT_CRITICAL_LABELS",
     "DEFAULT_FACILITY_CODE",
     "FACILITY_ROLES",
+    "OPEN_REVIEW_STATES",
     "PASSWORDLESS_ROLES",
     "REPORT_LANGUAGES",
     "ApiToken",
@@ -162,6 +187,7 @@ __all__ = [
     "FileStoreError",
     "Finding",
     "FindingRecord",
+    "FindingReview",
     "ForeignStudyError",
     "GroupCommitter",
     "IdentifierKind",
@@ -180,11 +206,15 @@ __all__ = [
     "Patient",
     "PatientIdentifier",
     "PatientRecord",
+    "Report",
+    "ReportStatus",
     "Result",
     "ResultFileStore",
     "ResultReason",
     "ResultState",
     "ResultStatus",
+    "ReviewDecision",
+    "ReviewState",
     "Series",
     "SeriesMatch",
     "SeriesQuery",
@@ -194,8 +224,14 @@ __all__ = [
     "StudyMatch",
     "StudyQuery",
     "StudyState",
+    "StudyUrgency",
+    "Urgency",
     "User",
     "UserRole",
+    "WorklistFilter",
+    "WorklistFinding",
+    "WorklistPage",
+    "WorklistRow",
     "active_token_counts",
     "add_facility",
     "add_peer",
@@ -243,8 +279,10 @@ __all__ = [
     "plan_deliveries",
     "quiet_studies",
     "record_event",
+    "record_finding_review",
     "record_result",
     "recover_stale_jobs",
+    "refresh_study_urgency",
     "release_waiting_jobs",
     "remove_peer",
     "resend_delivery",
@@ -258,10 +296,12 @@ __all__ = [
     "set_password",
     "sqlite_url",
     "study_pipelines",
+    "study_urgency",
     "touch_session",
     "touch_token",
     "upgrade",
     "utcnow",
     "verify_token",
     "waiting_reason",
+    "worklist_page",
 ]

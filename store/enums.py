@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 __all__ = [
     "Applicability",
@@ -10,8 +10,12 @@ __all__ = [
     "DeliveryState",
     "IdentifierKind",
     "JobState",
+    "ReportStatus",
     "ResultState",
+    "ReviewDecision",
+    "ReviewState",
     "StudyState",
+    "Urgency",
     "UserRole",
 ]
 
@@ -102,3 +106,43 @@ class UserRole(StrEnum):
     SCREENING_COORDINATOR = "screening_coordinator"
     RESEARCHER = "researcher"
     INTEGRATION = "integration"
+
+
+class Urgency(IntEnum):
+    """How urgently a study should be read, from its AI results (lower: sooner).
+
+    ``CRITICAL``: a positive finding of a label configured as critical;
+    ``POSITIVE``: any other positive finding; ``NORMAL``: a complete result with no
+    positive finding; ``NONE``: no result yet, or none that could be read (ungradable,
+    failed), or no pipeline applies.
+    """
+
+    CRITICAL = 0
+    POSITIVE = 1
+    NORMAL = 2
+    NONE = 3
+
+
+class ReviewState(StrEnum):
+    """Where a study is in a radiologist's reading."""
+
+    UNREAD = "unread"
+    IN_REVIEW = "in_review"
+    SIGNED = "signed"
+    AMENDED = "amended"
+
+
+class ReviewDecision(StrEnum):
+    """What a reader did with one AI finding (or ``added``: a finding the AI missed)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    EDITED = "edited"
+    ADDED = "added"
+
+
+class ReportStatus(StrEnum):
+    """A signed report's status (the FHIR ``DiagnosticReport.status`` values)."""
+
+    FINAL = "final"
+    AMENDED = "amended"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -31,9 +32,13 @@ from store.enums import (
     DeliveryState,
     IdentifierKind,
     JobState,
+    ReportStatus,
     ResultState,
     ResultStatus,
+    ReviewDecision,
+    ReviewState,
     StudyState,
+    Urgency,
     UserRole,
 )
 from store.types import UTCDateTime, enum_column_type, utcnow
@@ -47,10 +52,12 @@ __all__ = [
     "DicomPeer",
     "Facility",
     "Finding",
+    "FindingReview",
     "Instance",
     "Job",
     "Patient",
     "PatientIdentifier",
+    "Report",
     "Result",
     "Series",
     "Study",
@@ -197,7 +204,16 @@ class PatientIdentifier(Base):
 
 
 class Study(Base):
-    """A DICOM study as assembled from the instances received."""
+    """A DICOM study as assembled from the instances received.
+
+    ``urgency`` (a :class:`~store.enums.Urgency`) and ``urgency_score`` (the highest
+    probability among the positive findings of its current results, 0 without any) are
+    kept up to date as results are stored. The worklist indexes hold the worklist's
+    order (most urgent, most likely, longest waiting) with the review state last, so
+    that the open studies (unread and in review together) are read in order from the
+    index, the review state checked on each entry. ``review_version`` counts review
+    edits (optimistic locking).
+    """
 
     __tablename__ = "studies"
     __table_args__ = (Index("ix_studies_state_last_received", "state", "last_received_at"),)
@@ -219,11 +235,34 @@ class Study(Base):
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     stable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    urgency: Mapped[int] = mapped_column(SmallInteger, default=int(Urgency.NONE))
+    urgency_score: Mapped[float] = mapped_column(Float, default=0.0)
+    review_state: Mapped[ReviewState] = mapped_column(
+        enum_column_type(ReviewState), default=ReviewState.UNREAD
+    )
+    review_version: Mapped[int] = mapped_column(Integer, default=0)
+    assigned_to_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     patient: Mapped[Patient] = relationship()
     facility: Mapped[Facility] = relationship()
+    assigned_to: Mapped[User | None] = relationship()
     series: Mapped[list[Series]] = relationship(back_populates="study")
     jobs: Mapped[list[Job]] = relationship(back_populates="study")
+
+
+for _name, _leading in (
+    ("ix_studies_worklist", ()),
+    ("ix_studies_facility_worklist", (Study.facility_id,)),
+):
+    Index(
+        _name,
+        *_leading,
+        Study.urgency,
+        Study.urgency_score.desc(),
+        Study.first_received_at,
+        Study.id,
+        Study.review_state,
+    )
 
 
 class Series(Base):
@@ -342,6 +381,46 @@ class Finding(Base):
     overlay_path: Mapped[str | None] = mapped_column(String(255))
 
     result: Mapped[Result] = relationship(back_populates="findings")
+
+
+class FindingReview(Base):
+    """A reader's decision on one finding: the labelled cases retraining learns from.
+
+    ``finding_id`` is ``None`` for a finding the reader added; ``ai_probability`` is the
+    model's probability for the label (``None`` when the model gave none).
+    """
+
+    __tablename__ = "finding_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    ai_probability: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[ReviewDecision] = mapped_column(enum_column_type(ReviewDecision))
+    probability_class: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reader_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Report(Base):
+    """A signed report of a study; a new version supersedes the one before."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("study_id", "version", name="uq_reports_study_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[ReportStatus] = mapped_column(enum_column_type(ReportStatus))
+    impression: Mapped[str] = mapped_column(Text, default="")
+    signed_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    supersedes_report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Delivery(Base):

@@ -8,7 +8,7 @@ back with :func:`result_reason`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.enums import ResultState, ResultStatus
 from store.models import Finding, Result
+from store.urgency import DEFAULT_CRITICAL_LABELS, refresh_study_urgency
 
 __all__ = ["FindingRecord", "ResultReason", "list_results", "record_result", "result_reason"]
 
@@ -111,8 +112,10 @@ def record_result(
     findings: Sequence[FindingRecord] = (),
     status: ResultStatus | str = ResultStatus.PRELIMINARY,
     details: Mapping[str, Any] | None = None,
+    critical_labels: Collection[str] = DEFAULT_CRITICAL_LABELS,
 ) -> Result:
-    """Add a result and its findings to the current transaction.
+    """Add a result and its findings to the current transaction, and update the study's
+    urgency in it (:func:`~store.urgency.refresh_study_urgency`).
 
     Parameters
     ----------
@@ -133,6 +136,8 @@ def record_result(
     details:
         JSON-ready facts about how the result was reached (e.g. each instance's
         quality-gate outcomes).
+    critical_labels:
+        Finding labels whose positive finding makes the study critical.
 
     Raises
     ------
@@ -176,6 +181,7 @@ def record_result(
     )
     session.add(result)
     session.flush()
+    refresh_study_urgency(session, study_id, critical_labels=critical_labels)
     return result
 
 

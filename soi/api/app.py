@@ -18,6 +18,7 @@ from soi.api.routes import (
     studies,
     ui,
     uploads,
+    worklist,
 )
 from soi.auth import LoginLimiter
 from soi.runtime import Runtime
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(results.router)
+    app.include_router(worklist.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(dicomweb.router)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from soi.auth import MIN_PASSWORD_LENGTH, local_caller
+from soi.cli.certificates import cert_app
 from soi.cli.options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, cli_database, fail
 from soi.services import (
     MAX_TOKEN_DAYS,
@@ -27,6 +28,7 @@ from store import PASSWORDLESS_ROLES, DuplicateError, NotFoundError, UserRole
 __all__ = ["app"]
 
 app = typer.Typer(help="Users, service accounts and API tokens.", no_args_is_help=True)
+app.add_typer(cert_app, name="cert")
 
 PasswordStdinOpt = Annotated[
     bool,

@@ -1,6 +1,11 @@
 """Service functions behind the HTTP routes and the CLI."""
 
 from soi.services.audit import MAX_AUDIT_EVENTS, audit_trail
+from soi.services.certificates import (
+    CertificateError,
+    CertificateInfo,
+    SigningCertificates,
+)
 from soi.services.health import check_health
 from soi.services.results import (
     DocumentUnavailableError,
@@ -34,10 +39,24 @@ from soi.services.users import (
     service_account_token,
     set_user_disabled,
 )
+from soi.services.worklist import (
+    ASSIGNED_TO_ME,
+    READER_ROLES,
+    WorklistError,
+    WorklistForbiddenError,
+    WorklistInvalidError,
+    WorklistNotFoundError,
+    WorklistQuery,
+    read_worklist,
+)
 
 __all__ = [
+    "ASSIGNED_TO_ME",
     "MAX_AUDIT_EVENTS",
     "MAX_TOKEN_DAYS",
+    "READER_ROLES",
+    "CertificateError",
+    "CertificateInfo",
     "DocumentUnavailableError",
     "IssuedToken",
     "ResultDocument",
@@ -46,8 +65,14 @@ __all__ = [
     "ResultsError",
     "SessionPolicy",
     "SignedIn",
+    "SigningCertificates",
     "TokenSummary",
     "UserSummary",
+    "WorklistError",
+    "WorklistForbiddenError",
+    "WorklistInvalidError",
+    "WorklistNotFoundError",
+    "WorklistQuery",
     "audit_trail",
     "authenticate_session",
     "authenticate_token",
@@ -58,6 +83,7 @@ __all__ = [
     "list_study_page",
     "list_user_summaries",
     "list_user_tokens",
+    "read_worklist",
     "result_document",
     "revoke_user_token",
     "service_account_token",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "DecisionInfo",
     "FacilityInfo",
     "FindingInfo",
     "GateInfo",
@@ -25,6 +26,7 @@ __all__ = [
     "MetricInfo",
     "ModelInfo",
     "PatientInfo",
+    "ReadingInfo",
     "ReportContext",
     "StudyInfo",
 ]
@@ -162,6 +164,40 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionInfo:
+    """A radiologist's decision on one finding.
+
+    ``decision`` is ``accepted``, ``rejected``, ``edited`` or ``added``; ``display_en``
+    and ``display_vi`` name the finding (for ``edited`` and ``added``: the reader's
+    label); ``ai_probability`` is the model's score (``None`` for an added finding);
+    ``probability_class`` the reader's confidence in words.
+    """
+
+    display_en: str
+    display_vi: str
+    decision: str
+    ai_probability: float | None
+    probability_class: str | None = None
+
+    def display(self, language: Language) -> str:
+        """The finding's name in ``language``."""
+        return self.display_vi if language == "vi" else self.display_en
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingInfo:
+    """The radiologist's signed reading: decisions, impression and signature.
+
+    ``signed_at`` has a time zone; ``signer_name`` is the name printed as the signer.
+    """
+
+    decisions: tuple[DecisionInfo, ...]
+    impression: str
+    signer_name: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReportContext:
     """One AI result of one study with everything its documents say.
 
@@ -185,6 +221,8 @@ class ReportContext:
         Quality-gate outcomes per image.
     images:
         The images the study's job read.
+    reading:
+        The radiologist's signed reading (``None`` for an unsigned AI result).
     """
 
     result_id: int
@@ -201,6 +239,7 @@ class ReportContext:
     images: tuple[ImageInfo, ...]
     findings: tuple[FindingInfo, ...] = ()
     gates: tuple[GateInfo, ...] = field(default_factory=tuple)
+    reading: ReadingInfo | None = None
 
     @property
     def preliminary(self) -> bool:

@@ -11,6 +11,8 @@
 - the quality gates' outcome, or why the study was ungradable or the analysis failed;
 - for a complete result, a table of the findings (probability, operating point,
   positive or negative) and a heatmap thumbnail per positive finding;
+- once a radiologist has signed: their decision on each finding, the impression as
+  written and "Signed by <name>, <time>";
 - the model that produced it, what it was trained on and the performance its card
   states, with 95 % confidence intervals;
 - a footer on every page with the page number and when the result was created.
@@ -18,8 +20,8 @@
 Text is set in DejaVu Sans, embedded (subset), so Vietnamese diacritics print exactly
 as written. Every fixed string exists in both languages (:data:`STRINGS`). The output
 depends on the context only: the PDF's creation date and the time printed are the
-result's ``created_at``, so building the report twice gives the same bytes and
-re-sending it is idempotent.
+result's ``created_at`` (the signature's time once signed), so building the report twice
+gives the same bytes and re-sending it is idempotent.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from PIL import Image, ImageFont
 
 from inference.explain import overlay_font
 from reports.context import (
+    DecisionInfo,
     FindingInfo,
     GateInfo,
     Language,
@@ -138,6 +141,16 @@ STRINGS: Final[Mapping[Language, Mapping[str, str]]] = {
         "specificity": "Độ đặc hiệu",
         "created": "Kết quả AI tạo lúc",
         "page": "Trang",
+        "reading": "Kết luận của bác sĩ",
+        "decision": "Bác sĩ đánh giá",
+        "ai_probability": "Xác suất AI",
+        "probability_class": "Mức độ chắc chắn",
+        "decision_accepted": "Đồng ý",
+        "decision_rejected": "Không đồng ý",
+        "decision_edited": "Đã sửa",
+        "decision_added": "Bác sĩ bổ sung",
+        "impression": "Kết luận",
+        "signed_by": "Ký bởi",
     },
     "en": {
         "title": "AI chest X-ray result",
@@ -217,6 +230,16 @@ STRINGS: Final[Mapping[Language, Mapping[str, str]]] = {
         "specificity": "Specificity",
         "created": "AI result created",
         "page": "Page",
+        "reading": "Radiologist's reading",
+        "decision": "Radiologist's decision",
+        "ai_probability": "AI probability",
+        "probability_class": "Confidence",
+        "decision_accepted": "Accepted",
+        "decision_rejected": "Rejected",
+        "decision_edited": "Edited",
+        "decision_added": "Added by the radiologist",
+        "impression": "Impression",
+        "signed_by": "Signed by",
     },
 }
 
@@ -684,6 +707,60 @@ class _Layout:
         self.paragraph(text["findings_note"])
         self.heatmaps([f for f in context.positive_findings if f.overlay_path is not None])
 
+    def reading(self) -> None:
+        """The radiologist's decisions, impression and signature line (signed only)."""
+        reading, pdf, text = self.context.reading, self.pdf, self.text
+        if reading is None:
+            return
+        self.heading(text["reading"], keep=6.5 * (len(reading.decisions) + 1))
+        if reading.decisions:
+            self._decisions(reading.decisions)
+        if reading.impression:
+            pdf.ln(1.5)
+            pdf.set_font(_FAMILY, "B", 9.5)
+            pdf.cell(0, 5, text["impression"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.paragraph(reading.impression, size=9.5, muted=False)
+        pdf.ln(2)
+        signed = f"{text['signed_by']} {reading.signer_name}, {_format_created(reading.signed_at)}"
+        pdf.set_font(_FAMILY, "B", 9.5)
+        pdf.set_text_color(*_INK)
+        pdf.multi_cell(0, 5, signed, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def _decisions(self, decisions: Sequence[DecisionInfo]) -> None:
+        pdf, text = self.pdf, self.text
+        head = FontFace(emphasis="BOLD", size_pt=8.5, color=_INK, fill_color=_BAND)
+        plain = FontFace(emphasis="", size_pt=9.5, color=_INK)
+        pdf.set_font(_FAMILY, "", 9.5)
+        pdf.set_draw_color(*_RULE)
+        with pdf.table(
+            col_widths=(64, 28, 48, 40),
+            width=_CONTENT_WIDTH,
+            align="LEFT",
+            line_height=5,
+            padding=(0.6, 2),
+            borders_layout="HORIZONTAL_LINES",
+            headings_style=head,
+        ) as table:
+            row = table.row()
+            row.cell(text["finding"], align="LEFT")
+            for label in ("ai_probability", "decision", "probability_class"):
+                row.cell(text[label], align="CENTER")
+            for decision in decisions:
+                row = table.row()
+                row.cell(decision.display(self.language), align="LEFT", style=plain)
+                probability = decision.ai_probability
+                row.cell(
+                    "—" if probability is None else _percent(probability),
+                    align="CENTER",
+                    style=plain,
+                )
+                row.cell(
+                    text.get("decision_" + decision.decision, decision.decision),
+                    align="CENTER",
+                    style=plain,
+                )
+                row.cell(decision.probability_class or "—", align="CENTER", style=plain)
+
     def heatmaps(self, findings: Sequence[FindingInfo]) -> None:
         """Thumbnails of the positive findings' overlays, three to a row."""
         if not findings:
@@ -849,7 +926,7 @@ def build_pdf(context: ReportContext, *, language: Language | None = None) -> by
     if chosen not in STRINGS:
         raise ValueError(f"`language` must be 'vi' or 'en', {chosen!r} is given")
     regular, bold = report_fonts()
-    created = context.created_at
+    created = context.created_at if context.reading is None else context.reading.signed_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
 
@@ -874,5 +951,6 @@ def build_pdf(context: ReportContext, *, language: Language | None = None) -> by
     layout.patient_and_exam()
     layout.quality()
     layout.findings()
+    layout.reading()
     layout.model()
     return bytes(pdf.output())

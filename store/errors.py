@@ -9,6 +9,8 @@ __all__ = [
     "ForeignStudyError",
     "InsufficientStorageError",
     "NotFoundError",
+    "SignedReportImmutableError",
+    "StaleReviewError",
     "StoreError",
 ]
 
@@ -35,6 +37,16 @@ class ForeignStudyError(StoreError):
 
 class InsufficientStorageError(FileStoreError):
     """Free disk space is below the configured floor; nothing more can be kept."""
+
+
+class StaleReviewError(StoreError):
+    """A study's review changed since the reader loaded it (another save or signature),
+    or the version the reader loaded is already signed."""
+
+
+class SignedReportImmutableError(StoreError):
+    """A signed report was about to be changed or removed; signed reports are kept as
+    signed, and a correction is a new (amended) version."""
 
 
 class CredentialError(StoreError):

@@ -212,7 +212,8 @@ class Study(Base):
     order (most urgent, most likely, longest waiting) with the review state last, so
     that the open studies (unread and in review together) are read in order from the
     index, the review state checked on each entry. ``review_version`` counts review
-    edits (optimistic locking).
+    edits (optimistic locking); ``review_impression`` is the impression draft of the
+    current review round.
     """
 
     __tablename__ = "studies"
@@ -241,6 +242,7 @@ class Study(Base):
         enum_column_type(ReviewState), default=ReviewState.UNREAD
     )
     review_version: Mapped[int] = mapped_column(Integer, default=0)
+    review_impression: Mapped[str] = mapped_column(Text, default="")
     assigned_to_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     patient: Mapped[Patient] = relationship()
@@ -387,10 +389,15 @@ class FindingReview(Base):
     """A reader's decision on one finding: the labelled cases retraining learns from.
 
     ``finding_id`` is ``None`` for a finding the reader added; ``ai_probability`` is the
-    model's probability for the label (``None`` when the model gave none).
+    model's probability for the label (``None`` when the model gave none);
+    ``review_version`` the study's review version the save that recorded it produced
+    (the newest save's decisions are the current ones).
     """
 
     __tablename__ = "finding_reviews"
+    __table_args__ = (
+        Index("ix_finding_reviews_study_id_review_version", "study_id", "review_version"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
@@ -402,6 +409,7 @@ class FindingReview(Base):
     probability_class: Mapped[str | None] = mapped_column(Text)
     region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reader_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    review_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -3,12 +3,15 @@ gateway on a free loopback port."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -117,3 +120,40 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt.listener.start()
     yield rt
     rt.close()
+
+
+_SIGNING_KEYS: list[rsa.RSAPrivateKey] = []
+_KEPT_KEYS = 4
+
+
+@pytest.fixture(autouse=True)
+def _reuse_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making a 3072-bit RSA key takes about half a second, and the certificate and
+    review tests make several per test: they take turns with four, made when first
+    asked for."""
+    import soi.services.certificates as certificates
+
+    make = certificates.new_key
+    turn = itertools.count()
+
+    def reused_key() -> rsa.RSAPrivateKey:
+        if len(_SIGNING_KEYS) < _KEPT_KEYS:
+            _SIGNING_KEYS.append(make())
+        return _SIGNING_KEYS[next(turn) % len(_SIGNING_KEYS)]
+
+    monkeypatch.setattr(certificates, "new_key", reused_key)
+
+
+#: A cheap argon2id for the users tests make by the hundred (about 1 ms a hash instead of
+#: 190 ms); the hash names its parameters, so verification is the real one.
+_TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests of the password hashing itself (``test_credentials``) keep Soi's hasher."""
+    if request.module.__name__.endswith("test_credentials"):
+        return
+    import soi.auth.credentials as credentials
+
+    monkeypatch.setattr(credentials, "_HASHER", _TEST_HASHER)

@@ -15,6 +15,7 @@ from soi.api.routes import (
     health,
     models,
     results,
+    review,
     studies,
     ui,
     uploads,
@@ -41,6 +42,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(results.router)
+    app.include_router(review.router)
     app.include_router(worklist.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

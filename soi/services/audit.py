@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.orm import Session
+
 from soi.auth import Caller
 from soi.schemas import AuditEventOut, AuditTrail
 from store import (
@@ -13,10 +17,26 @@ from store import (
     record_event,
 )
 
-__all__ = ["MAX_AUDIT_EVENTS", "audit_trail"]
+__all__ = ["MAX_AUDIT_EVENTS", "audit_trail", "record_caller_event"]
 
 #: The most events one question returns.
 MAX_AUDIT_EVENTS = 1000
+
+
+def record_caller_event(
+    session: Session, caller: Caller, *, action: str, outcome: AuditOutcome, **fields: Any
+) -> None:
+    """Add to the audit log, in ``session``'s transaction, what ``caller`` did (who,
+    how authenticated, from where): ``fields`` are those of :func:`store.record_event`."""
+    record_event(
+        session,
+        actor=caller.username,
+        actor_kind=caller.actor_kind,
+        action=action,
+        outcome=outcome,
+        source_address=caller.address,
+        **fields,
+    )
 
 
 def _event(event: AuditEvent) -> AuditEventOut:
@@ -93,13 +113,11 @@ def audit_trail(
         items = [_event(event) for event in events[:limit]]
     next_before_id = items[-1].id if len(events) > limit else None
     with database.write() as session:
-        record_event(
+        record_caller_event(
             session,
-            actor=caller.username,
-            actor_kind=caller.actor_kind,
+            caller,
             action="audit.read",
             outcome=AuditOutcome.SUCCESS,
-            source_address=caller.address,
             patient_id=patient_ids[0] if patient_ids and len(patient_ids) == 1 else None,
             study_instance_uid=study_instance_uid or "",
             detail={

@@ -103,6 +103,11 @@ class CertificateInfo:
         return self.not_valid_after < datetime.now(UTC)
 
 
+def new_key() -> rsa.RSAPrivateKey:
+    """A new RSA key for a certificate the local CA makes (its own, or a user's)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file readable by its owner only, then rename it over ``path``."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -186,7 +191,7 @@ class SigningCertificates:
 
     def _make_local_ca(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
+        key = new_key()
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Soi"),
@@ -345,7 +350,7 @@ class SigningCertificates:
                 attributes.insert(
                     0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, user.facility.name[:64])
                 )
-            key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
+            key = new_key()
             not_after = min(
                 now + timedelta(days=USER_CERTIFICATE_DAYS), ca_certificate.not_valid_after_utc
             )

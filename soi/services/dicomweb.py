@@ -37,6 +37,7 @@ from inference import PixelDataError
 from inference.pixels import display_array
 from soi.auth import Caller
 from soi.runtime import Runtime
+from soi.services.audit import record_caller_event
 from store import (
     DEFAULT_FACILITY_CODE,
     AuditOutcome,
@@ -44,7 +45,6 @@ from store import (
     UserRole,
     get_facility,
     locate_study,
-    record_event,
 )
 
 __all__ = [
@@ -87,13 +87,11 @@ def _audit(
     runtime: Runtime, caller: Caller, action: str, outcome: AuditOutcome, **fields: Any
 ) -> None:
     with runtime.database.write() as session:
-        record_event(
+        record_caller_event(
             session,
-            actor=caller.username,
-            actor_kind=caller.actor_kind,
+            caller,
             action=action,
             outcome=outcome,
-            source_address=caller.address,
             **fields,
         )
 

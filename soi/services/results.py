@@ -38,6 +38,7 @@ from soi.schemas import (
     ResultStudyOut,
     StudyResults,
 )
+from soi.services.audit import record_caller_event
 from soi.services.documents import FHIR_BUNDLE, SR, DocumentFactory
 from store import (
     AuditOutcome,
@@ -52,7 +53,6 @@ from store import (
     list_deliveries,
     list_results,
     locate_study,
-    record_event,
     result_reason,
 )
 
@@ -456,12 +456,10 @@ def _refuse(
 def _audit(
     session: Session, caller: Caller, *, action: str, outcome: AuditOutcome, **fields: Any
 ) -> None:
-    record_event(
+    record_caller_event(
         session,
-        actor=caller.username,
-        actor_kind=caller.actor_kind,
+        caller,
         action=action,
         outcome=outcome,
-        source_address=caller.address,
         **fields,
     )

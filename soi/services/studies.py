@@ -24,6 +24,7 @@ from soi.schemas import (
     StudyDetail,
     StudySummary,
 )
+from soi.services.audit import record_caller_event
 from soi.services.results import issued_for
 from store import (
     AuditOutcome,
@@ -39,7 +40,6 @@ from store import (
     list_results,
     list_studies,
     locate_study,
-    record_event,
     result_reason,
 )
 
@@ -194,13 +194,11 @@ def _audit(
     outcome: AuditOutcome,
     **fields: Any,
 ) -> None:
-    record_event(
+    record_caller_event(
         session,
-        actor=caller.username,
-        actor_kind=caller.actor_kind,
+        caller,
         action=action,
         outcome=outcome,
-        source_address=caller.address,
         **fields,
     )
 

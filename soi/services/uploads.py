@@ -37,6 +37,7 @@ from dicom_gateway import (
 from dicom_gateway.dicomweb import InstanceResult, build_multipart, new_boundary
 from soi.auth import Caller
 from soi.runtime import Runtime
+from soi.services.audit import record_caller_event
 from soi.services.dicomweb import store_instances
 from soi.services.upload_store import (
     Upload,
@@ -49,7 +50,7 @@ from soi.services.upload_store import (
     UploadStore,
 )
 from soi.settings import Settings
-from store import AuditOutcome, Instance, InsufficientStorageError, UserRole, record_event, utcnow
+from store import AuditOutcome, Instance, InsufficientStorageError, UserRole, utcnow
 
 __all__ = [
     "Receipt",
@@ -119,13 +120,11 @@ def _audit(
     runtime: Runtime, caller: Caller, action: str, outcome: AuditOutcome, **fields: Any
 ) -> None:
     with runtime.database.write() as session:
-        record_event(
+        record_caller_event(
             session,
-            actor=caller.username,
-            actor_kind=caller.actor_kind,
+            caller,
             action=action,
             outcome=outcome,
-            source_address=caller.address,
             facility_id=caller.facility_id,
             **fields,
         )

@@ -23,6 +23,7 @@ from soi.schemas import (
     WorklistItem,
     WorklistPageOut,
 )
+from soi.services.audit import record_caller_event
 from store import (
     AuditOutcome,
     Database,
@@ -33,7 +34,6 @@ from store import (
     UserRole,
     WorklistFilter,
     WorklistRow,
-    record_event,
     worklist_page,
 )
 
@@ -168,13 +168,11 @@ def _audit(
     database: Database, caller: Caller, outcome: AuditOutcome, detail: dict[str, Any]
 ) -> None:
     with database.write() as session:
-        record_event(
+        record_caller_event(
             session,
-            actor=caller.username,
-            actor_kind=caller.actor_kind,
+            caller,
             action="worklist.list",
             outcome=outcome,
-            source_address=caller.address,
             detail=detail,
         )
 

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.slow
 INSTANCES = 50
 ROWS = COLUMNS = 512  # 512 KiB of 16-bit pixels per instance
 QUIET_PERIOD = 1.0
+#: Soi receives on two processes, as on a 2-core box by default: both die with the kill.
+RECEIVERS = {"SOI_RECEIVING_PROCESSES": "2"}
 #: Seed of the kill points: how many success responses storescu logs before the kill.
 KILL_SEED = 20261123
 KILL_POINTS = sorted(random.Random(KILL_SEED).sample(range(8, 31), 3))
@@ -217,7 +219,7 @@ class TestKillMidTransfer:
     ) -> None:
         data_dir = tmp_path / "soi-data"
         log = tmp_path / "storescu.log"
-        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD) as soi:
+        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD, env=RECEIVERS) as soi:
             sender = start_storescu(
                 cr_study.files, port=soi.dicom_port, called_aet=soi.ae_title, log_path=log
             )
@@ -240,7 +242,7 @@ class TestKillMidTransfer:
         assert not run.all_succeeded
         assert returncode != 0, "storescu did not notice the lost association"
 
-        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD) as soi:
+        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD, env=RECEIVERS) as soi:
             _assert_nothing_acknowledged_lost(data_dir, cr_study, acknowledged)
 
             resent = storescu(cr_study.files, port=soi.dicom_port, called_aet=soi.ae_title)
@@ -256,12 +258,12 @@ class TestKillWhileIdle:
 
     def test_nothing_lost(self, tmp_path: Path, cr_study: SentStudy) -> None:
         data_dir = tmp_path / "soi-data"
-        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD) as soi:
+        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD, env=RECEIVERS) as soi:
             sent = storescu(cr_study.files, port=soi.dicom_port, called_aet=soi.ae_title)
             assert sent.all_succeeded, sent.summary()
             soi.kill()
 
-        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD) as soi:
+        with SoiProcess(data_dir, quiet_period=QUIET_PERIOD, env=RECEIVERS) as soi:
             _assert_nothing_acknowledged_lost(data_dir, cr_study, cr_study.files)
             assert len(_kept_files(data_dir)) == INSTANCES
             study = _wait_for_complete_study(soi, cr_study.study_instance_uid, instances=INSTANCES)

@@ -14,6 +14,7 @@ from store import (
     refresh_study_urgency,
     upgrade,
 )
+from store.migrate import head_revision
 from tests.support.worklist import T0, add_result, add_study
 
 
@@ -163,7 +164,7 @@ class TestBackfillMigration:
                                 )
                             )
 
-            assert upgrade(database) == "0008"
+            assert upgrade(database) == head_revision()
 
             with database.read() as session:
                 rows = session.execute(

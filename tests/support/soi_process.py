@@ -70,8 +70,9 @@ class SoiProcess:
     killed if it does not stop) without further checks, so the test's own error
     is the one reported. Should the test process itself die, Linux kills Soi too.
 
-    Soi runs with ``SOI_MIN_FREE_MB=0`` and its DIMSE listener bound to
-    ``127.0.0.1``; ``SOI_…`` variables of the test's own environment are not passed on.
+    Soi runs with ``SOI_MIN_FREE_MB=0``, one receiving process (``env`` may ask for
+    more) and its DIMSE listener bound to ``127.0.0.1``; ``SOI_…`` variables of the
+    test's own environment are not passed on.
     Before the first start the harness, which owns the data folder, creates the
     integration account ``soi-tests`` in its database and a token for it: :attr:`client`
     sends that token, so it sees every facility's studies.
@@ -211,6 +212,8 @@ class SoiProcess:
             {
                 "SOI_MIN_FREE_MB": "0",
                 "SOI_DICOM_HOST": LOOPBACK,
+                # One process starts faster; tests of several pass their own count.
+                "SOI_RECEIVING_PROCESSES": "1",
                 "PYTHONUNBUFFERED": "1",
                 "NO_COLOR": "1",
             }

@@ -3,6 +3,7 @@
 The bottom layer; it imports nothing else of Soi.
 """
 
+from store.agreement import WILSON_Z95, AgreementRow, agreement, wilson_interval
 from store.audit import list_audit_events, record_event
 from store.db import Database, sqlite_url
 from store.deliveries import (
@@ -188,6 +189,8 @@ __all__ = [
     "OPEN_REVIEW_STATES",
     "PASSWORDLESS_ROLES",
     "REPORT_LANGUAGES",
+    "WILSON_Z95",
+    "AgreementRow",
     "ApiToken",
     "Applicability",
     "AuditEvent",
@@ -259,6 +262,7 @@ __all__ = [
     "add_peer",
     "add_signed_report",
     "add_user",
+    "agreement",
     "claim_due_delivery",
     "claim_next_job",
     "count_matches",
@@ -335,5 +339,6 @@ __all__ = [
     "utcnow",
     "verify_token",
     "waiting_reason",
+    "wilson_interval",
     "worklist_page",
 ]
